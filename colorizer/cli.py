@@ -1,0 +1,247 @@
+"""Command line of the colorizer package.
+
+    python -m colorizer colorize INPUT... -o OUT_DIR [--model NAME]
+    python -m colorizer evaluate DIR... --model NAME [--json FILE] [--save DIR]
+    python -m colorizer train --data DIR... --arch ... --head ... --out weights/NAME.pt
+    python -m colorizer bench
+    python -m colorizer models
+    python -m colorizer weights fetch eccv16 | siggraph17
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import ColorizerError
+
+
+def _err(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+
+
+# --- colorize ------------------------------------------------------------------------------------
+
+def _output_names(files, out_dir: Path) -> list[Path]:
+    """OUT_DIR/<stem>.png, with a numeric suffix where two inputs share a stem."""
+    used, names = set(), []
+    for f in files:
+        name, k = f"{f.stem}.png", 1
+        while name in used:
+            k += 1
+            name = f"{f.stem}_{k}.png"
+        used.add(name)
+        names.append(out_dir / name)
+    return names
+
+
+def cmd_colorize(args) -> int:
+    from PIL import Image
+    from tqdm import tqdm
+    from . import load_colorizer
+    from .train import find_images, IMAGE_EXTENSIONS
+
+    files, missing = [], []
+    for p in map(Path, args.inputs):
+        if p.is_dir():
+            files += [q for q in sorted(p.rglob("*")) if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS]
+        elif p.is_file():
+            files.append(p)
+        else:
+            missing.append(p)
+    for p in missing:
+        _err(f"{p}: no such file or folder, skipped")
+    if not files:
+        _err("no image files to colorize")
+        return 2
+    c = load_colorizer(args.model, device=args.device, input_size=args.input_size)
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = []
+    t0 = time.perf_counter()
+    bar = tqdm(list(zip(files, _output_names(files, out_dir))), unit="img", desc=f"colorize ({c.name})",
+               disable=args.quiet or None)
+    for src, dst in bar:
+        try:
+            rgb = c.colorize(src)
+        except ColorizerError as exc:
+            failed.append((src, str(exc)))
+            tqdm.write(f"skipped {src}: {exc}", file=sys.stderr)
+            continue
+        Image.fromarray(rgb).save(dst)
+    bar.close()
+    done = len(files) - len(failed)
+    dt = time.perf_counter() - t0
+    print(f"colorized {done} of {len(files)} photo(s) with {c.name} in {dt:.1f} s -> {out_dir}"
+          + (f"; {len(failed)} skipped: " + ", ".join(str(f) for f, _ in failed) if failed else ""))
+    return 1 if failed or missing else 0
+
+
+# --- evaluate ------------------------------------------------------------------------------------
+
+def cmd_evaluate(args) -> int:
+    from . import load_colorizer
+    from .evaluate import evaluate_folder, format_table, write_json
+
+    c = load_colorizer(args.model, device=args.device, input_size=args.input_size)
+    if args.temperature is not None:
+        head = getattr(c.model, "head", None)
+        if head is None or not hasattr(head, "temperature"):
+            _err(f"model {c.name} has no annealed-mean temperature")
+            return 2
+        head.temperature = args.temperature
+    sets, errors = {}, []
+    for d in args.dirs:
+        if not Path(d).exists():
+            _err(f"{d}: no such file or folder")
+            return 2
+        save = Path(args.save) / Path(d).name if args.save else None
+        rows, means = evaluate_folder(c, [d], save_dir=save, batch_size=args.batch_size,
+                                      progress=not args.quiet,
+                                      on_error=lambda f, m: errors.append((f, m)))
+        sets[str(d)] = (rows, means)
+    for f, m in errors:
+        _err(f"skipped {f}: {m}")
+    if args.per_image:
+        for rows, _ in sets.values():
+            for r in rows:
+                print(f"{r['image']}: " + " ".join(f"{k}={r[k]:.3f}" for k in r if k != "image"))
+    print(f"model {c.name} (working resolution {c.input_size})")
+    print(format_table(sets))
+    if args.json:
+        write_json(args.json, c.name, sets)
+        print(f"wrote {args.json}")
+    if args.save:
+        print(f"outputs and Delta E 2000 heat maps in {args.save}")
+    return 0
+
+
+# --- models, weights, bench, train ----------------------------------------------------------------
+
+def cmd_models(args) -> int:
+    from .registry import list_models
+    rows = list_models(include_missing=True)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'name':<14} {'status':<16} {'arch':<14} {'size':>5}  description")
+    for r in rows:
+        status = "ready" if r["available"] else ("not downloaded" if r["official"] else "weights missing")
+        name = r["name"] + (" (default)" if "default" in r["aliases"] else "")
+        print(f"{name:<14} {status:<16} {r['arch']:<14} {r['input_size']:>5}  {r['description']}")
+        for set_name, sc in (r.get("scores") or {}).items():
+            print(f"{'':<14} {set_name}: " + ", ".join(f"{k} {v}" for k, v in sc.items()))
+    missing = [r["name"] for r in rows if r["official"] and not r["available"]]
+    if missing:
+        print(f"\nofficial weights: python -m colorizer weights fetch {' | '.join(missing)}")
+    return 0
+
+
+def cmd_weights(args) -> int:
+    from .registry import weights_dir
+    from .weights import fetch_official, sha256_of, OFFICIAL_WEIGHTS
+    if args.action == "fetch":
+        for name in args.names:
+            path = fetch_official(name, dest_dir=args.dir or weights_dir())
+            print(f"{name}: {path} (sha256 verified)")
+        return 0
+    if args.action == "verify":
+        ok = True
+        for name, spec in OFFICIAL_WEIGHTS.items():
+            p = Path(args.dir or weights_dir()) / spec["file"]
+            if not p.exists():
+                print(f"{name}: not present ({p})")
+                continue
+            good = sha256_of(p) == spec["sha256"]
+            ok &= good
+            print(f"{name}: {'ok' if good else 'SHA256 MISMATCH: fetch it again'} ({p})")
+        return 0 if ok else 1
+    return 2
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+    res = bench.run(models=args.models, extra_archs=args.all_archs, size=args.size, batch=args.batch,
+                    min_seconds=args.seconds, big=not args.no_big, megapixels=args.megapixels,
+                    threads=args.threads)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m colorizer",
+                                description="Colorize black-and-white photos; evaluate, train and time models.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("colorize", help="colorize photos (files or folders) into a folder of PNGs")
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    c.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
+    c.add_argument("--model", default="default")
+    c.add_argument("--input-size", type=int, default=None, help="working resolution (default: the model's)")
+    c.add_argument("--device", default=None)
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(func=cmd_colorize)
+
+    e = sub.add_parser("evaluate", help="score a model on folders of color photos")
+    e.add_argument("dirs", nargs="+", metavar="DIR")
+    e.add_argument("--model", default="default")
+    e.add_argument("--json", default=None, metavar="FILE", help="write per-image and mean scores")
+    e.add_argument("--save", default=None, metavar="DIR", help="write outputs and Delta E heat maps")
+    e.add_argument("--input-size", type=int, default=None)
+    e.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature override")
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--per-image", action="store_true", help="print every image's scores")
+    e.add_argument("--device", default=None)
+    e.add_argument("-q", "--quiet", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    from . import train as train_mod
+    t = sub.add_parser("train", help="train a model on folders of color photos")
+    train_mod.add_arguments(t)
+    t.set_defaults(func=train_mod.main)
+
+    b = sub.add_parser("bench", help="images per second per architecture; 12 MP photo time and memory")
+    b.add_argument("--models", nargs="*", default=None, help="registered models to time (default: all usable)")
+    b.add_argument("--all-archs", action="store_true", help="also time our other architectures (random weights)")
+    b.add_argument("--size", type=int, default=256)
+    b.add_argument("--batch", type=int, default=8)
+    b.add_argument("--seconds", type=float, default=3.0, help="minimum timing per model")
+    b.add_argument("--megapixels", type=float, default=12.0)
+    b.add_argument("--no-big", action="store_true", help="skip the 12 MP photo")
+    b.add_argument("--threads", type=int, default=None)
+    b.add_argument("--json", default=None, metavar="FILE")
+    b.set_defaults(func=cmd_bench)
+
+    m = sub.add_parser("models", help="list models, whether their weights are present, and scores")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_models)
+
+    w = sub.add_parser("weights", help="download (fetch) or check (verify) the official Zhang et al. weights")
+    wsub = w.add_subparsers(dest="action", required=True, metavar="ACTION")
+    f = wsub.add_parser("fetch", help="download official weights, checking size and sha256")
+    f.add_argument("names", nargs="+", choices=["eccv16", "siggraph17"])
+    f.add_argument("--dir", default=None, help="destination (default: the weights folder)")
+    v = wsub.add_parser("verify", help="check the sha256 of official weights present")
+    v.add_argument("--dir", default=None)
+    w.set_defaults(func=cmd_weights)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ColorizerError as exc:
+        _err(str(exc))
+        return 2
+    except (FileNotFoundError, ValueError) as exc:
+        _err(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130

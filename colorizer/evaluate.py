@@ -1,0 +1,103 @@
+"""Evaluation on folders of color photos: each photo's L channel is the gray input, the colorized
+result is compared with the photo. Per-image and mean MSE, PSNR, SSIM, Delta E 76/94/2000, and
+the colorfulness of output and truth; optionally the outputs and Delta E heat maps on disk."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .errors import ImageError
+from .pipeline import load_image
+from .train import find_images
+
+METRIC_KEYS = ("mse", "psnr", "ssim", "de76", "de94", "de2000", "colorfulness_pred", "colorfulness_truth")
+
+
+def _rgb8(a: np.ndarray) -> np.ndarray:
+    """Truth photos as 8-bit RGB (the scale every metric here uses)."""
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.dtype == np.uint16:
+        return (a.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    if a.dtype != np.uint8:
+        return (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return a
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Mean of each metric over the images (PSNR: mean of per-image dB, as in the baselines)."""
+    out = {"images": len(rows)}
+    for k in METRIC_KEYS:
+        vals = [r[k] for r in rows if k in r and np.isfinite(r[k])]
+        out[k] = float(np.mean(vals)) if vals else float("nan")
+    if rows:
+        out["colorfulness_ratio"] = out["colorfulness_pred"] / max(1e-9, out["colorfulness_truth"])
+    return out
+
+
+def evaluate_folder(colorizer, paths, save_dir: str | Path | None = None, batch_size: int = 16,
+                    progress: bool = True, on_error=None) -> tuple[list[dict], dict]:
+    """Evaluate a colorizer on image files. Returns (per-image rows, means).
+
+    Unreadable files are passed to on_error(path, message) and skipped.
+    """
+    from tqdm import tqdm
+
+    files = find_images(paths)
+    save = Path(save_dir) if save_dir else None
+    if save:
+        (save / "outputs").mkdir(parents=True, exist_ok=True)
+        (save / "heatmaps").mkdir(parents=True, exist_ok=True)
+    rows = []
+    bar = tqdm(total=len(files), unit="img", desc=f"evaluate {colorizer.name}", disable=not progress)
+    for s in range(0, len(files), batch_size):
+        chunk, truths = [], []
+        for f in files[s:s + batch_size]:
+            try:
+                truths.append(_rgb8(load_image(f)))
+                chunk.append(f)
+            except ImageError as exc:
+                if on_error:
+                    on_error(f, str(exc))
+                bar.update(1)
+        if not chunk:
+            continue
+        preds = colorizer.colorize_batch(truths, batch_size=batch_size)
+        for f, pred, truth in zip(chunk, preds, truths):
+            r = {"image": str(f)}
+            r.update(metrics.evaluate_pair(pred, truth))
+            rows.append(r)
+            if save:
+                stem = f"{f.parent.name}_{f.stem}"
+                from PIL import Image
+                Image.fromarray(pred).save(save / "outputs" / f"{stem}.png")
+                metrics.render_heatmap(metrics.delta_e_map(pred, truth, "2000"),
+                                       path=save / "heatmaps" / f"{stem}_de2000.png")
+            bar.update(1)
+    bar.close()
+    return rows, summarize(rows)
+
+
+def write_json(path, model: str, sets: dict) -> None:
+    """sets: name -> (rows, means)."""
+    doc = {"model": model, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+           "sets": {name: {"mean": means, "images": rows} for name, (rows, means) in sets.items()}}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(doc, indent=1))
+
+
+def format_table(sets: dict) -> str:
+    head = f"{'set':<34} {'n':>5} {'MSE':>8} {'PSNR':>6} {'SSIM':>6} {'dE76':>6} {'dE94':>6} {'dE2000':>6} {'colorf.':>7} {'truth':>6} {'ratio':>6}"
+    lines = [head, "-" * len(head)]
+    for name, (_, m) in sets.items():
+        if not m.get("images"):
+            lines.append(f"{name:<34} {0:>5}  (no readable images)")
+            continue
+        lines.append(f"{name[-34:]:<34} {m['images']:>5} {m['mse']:>8.1f} {m['psnr']:>6.2f} {m['ssim']:>6.3f} "
+                     f"{m['de76']:>6.2f} {m['de94']:>6.2f} {m['de2000']:>6.2f} {m['colorfulness_pred']:>7.1f} "
+                     f"{m['colorfulness_truth']:>6.1f} {m['colorfulness_ratio']:>6.2f}")
+    return "\n".join(lines)

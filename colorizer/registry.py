@@ -1,0 +1,131 @@
+"""The model registry: name -> architecture, weights file, working resolution, metadata.
+
+Our own checkpoints rebuild their architecture from the file ({arch, model_args, state_dict,
+meta}); the official Zhang et al. files are plain state dicts of a known architecture. Any other
+checkpoint a user trains into the weights folder (`python -m colorizer train --out
+weights/NAME.pt`) is listed under its file name too. `default` is an alias for the best shipped
+model.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, asdict
+from pathlib import Path
+
+from .errors import ModelNotFoundError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_WEIGHTS_DIR = PACKAGE_DIR.parent / "weights"
+
+
+def weights_dir() -> Path:
+    """Where weight files live: $COLORIZER_WEIGHTS_DIR, else the repository's weights/ folder."""
+    return Path(os.environ.get("COLORIZER_WEIGHTS_DIR", DEFAULT_WEIGHTS_DIR))
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    arch: str
+    weights: str  # file name inside weights_dir()
+    input_size: int = 256
+    official: bool = False  # a plain state dict from Zhang et al., fetched with `weights fetch`
+    description: str = ""
+    trained_on: str = ""
+    scores: dict = field(default_factory=dict)  # set name -> {metric: value}
+
+    @property
+    def path(self) -> Path:
+        return weights_dir() / self.weights
+
+    @property
+    def available(self) -> bool:
+        return self.path.is_file()
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.update(path=str(self.path), available=self.available)
+        return d
+
+
+_ZHANG_SCORES_NOTE = "AMT fooling rate 32.3% (ECCV16 paper, ImageNet)"
+
+REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+register(ModelEntry(
+    name="eccv16", arch="eccv16", weights="colorization_release_v2-9b330a0b.pth", official=True,
+    description="Zhang, Isola, Efros: Colorful Image Colorization (ECCV 2016), official weights; "
+                "classification over 313 ab bins, 32 M parameters",
+    trained_on="ImageNet train (1.3 M photos), by the authors",
+    scores={"paper": {"note": _ZHANG_SCORES_NOTE}},
+))
+register(ModelEntry(
+    name="siggraph17", arch="siggraph17", weights="siggraph17-df00044c.pth", official=True,
+    description="Zhang et al.: Real-Time User-Guided Image Colorization (SIGGRAPH 2017), official "
+                "weights; takes optional ab hints",
+    trained_on="ImageNet train (1.3 M photos), by the authors",
+))
+
+# Our shipped models; scores from `python -m colorizer evaluate` (see weights/README.md).
+register(ModelEntry(
+    name="lite0-cls", arch="backbone_unet", weights="lite0_cls.pt", input_size=256,
+    description="U-Net on an ImageNet-pretrained EfficientNet-Lite0 encoder, classification over "
+                "313 ab bins with class rebalancing and annealed-mean decoding",
+    trained_on="../shared/data/train (imagenette, imagenet200x5, bsds500_trainval, flowers128)",
+))
+
+DEFAULT_MODEL = "lite0-cls"
+ALIASES = {"default": DEFAULT_MODEL}
+
+
+def _discovered() -> dict[str, ModelEntry]:
+    """Checkpoints in the weights folder that no registry entry names (a user's own)."""
+    known = {e.weights for e in REGISTRY.values()}
+    found = {}
+    d = weights_dir()
+    if d.is_dir():
+        for p in sorted(d.glob("*.pt")):
+            if p.name not in known and p.stem not in REGISTRY and p.stem not in ALIASES:
+                found[p.stem] = ModelEntry(name=p.stem, arch="(from file)", weights=p.name,
+                                           description=f"checkpoint {p.name} found in {d}")
+    return found
+
+
+def all_entries() -> dict[str, ModelEntry]:
+    return {**REGISTRY, **_discovered()}
+
+
+def resolve(name: str) -> ModelEntry:
+    """Registry entry for a name or alias; ModelNotFoundError with the choices otherwise."""
+    if not isinstance(name, str) or not name.strip():
+        raise ModelNotFoundError("a model name is needed: `python -m colorizer models` lists them")
+    name = name.strip()
+    entries = all_entries()
+    target = ALIASES.get(name, name)
+    if target in entries:
+        return entries[target]
+    choices = ", ".join(list(ALIASES) + list(entries))
+    raise ModelNotFoundError(
+        f"unknown model {name!r}: known models are {choices}. "
+        "`python -m colorizer models` shows which have their weights present."
+    )
+
+
+def list_models(include_missing: bool = False) -> list[dict]:
+    """Models as dicts (name, arch, description, path, available, input_size, scores, ...).
+
+    By default only models whose weights are present; include_missing=True lists all.
+    """
+    rows = []
+    for e in all_entries().values():
+        if e.available or include_missing:
+            d = e.as_dict()
+            d["aliases"] = [a for a, t in ALIASES.items() if t == e.name]
+            rows.append(d)
+    return rows

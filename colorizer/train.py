@@ -1,0 +1,442 @@
+"""Training: folder datasets, augmentation, losses, the training loop, checkpoints.
+
+    python -m colorizer train --data DIR [DIR ...] --val DIR --arch backbone_unet \
+        --encoder efficientnet_lite0 --head classification --out weights/NAME.pt
+
+One epoch is --epoch-size random augmented crops. After each epoch: validation loss on --val,
+reduce-on-plateau learning rate, the best epoch written to --out (fp16, ready to ship), and a
+resume file (--out + '.resume', full precision with the optimizer) so that --resume carries on
+after a restart. Early stopping after --patience epochs without improvement; --max-minutes
+bounds the whole run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, asdict, field
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from . import lab
+from .models import build_model
+from .models.heads import ingamut_ab_bins, HEADS, DEFAULT_TEMPERATURE
+from .weights import save_checkpoint
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+SHARED_BINS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "colorization" / "pts_in_hull.npy"
+
+
+def find_images(paths) -> list[Path]:
+    """Image files under the given files or folders (recursive), sorted."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTENSIONS and q.is_file())
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise FileNotFoundError(f"{p} is neither an image file nor a folder")
+    return found
+
+
+def _load_one(args):
+    path, short_side = args
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im).convert("RGB")
+            if short_side and min(im.size) > short_side:
+                s = short_side / min(im.size)
+                im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BICUBIC)
+            return np.asarray(im, dtype=np.uint8)
+    except Exception:
+        return None
+
+
+def load_images(paths, short_side: int | None = 256, workers: int = 2) -> list[np.ndarray]:
+    """Decode photos to uint8 RGB arrays (short side at most short_side); unreadable ones are skipped."""
+    jobs = [(str(p), short_side) for p in paths]
+    if workers > 1 and len(jobs) > 64:
+        with Pool(workers) as pool:
+            imgs = pool.map(_load_one, jobs, chunksize=64)
+    else:
+        imgs = [_load_one(j) for j in jobs]
+    return [im for im in imgs if im is not None]
+
+
+class AugmentedCrops(torch.utils.data.Dataset):
+    """Random crop of crop_size with random scale, small rotation and horizontal flip."""
+
+    def __init__(self, images, crop_size=128, scale=(0.75, 1.25), max_rotation=10.0, p_rotate=0.3):
+        self.images, self.crop, self.scale = images, crop_size, scale
+        self.max_rotation, self.p_rotate = max_rotation, p_rotate
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        img = self.images[i]
+        h, w = img.shape[:2]
+        c = self.crop
+        rot = random.random() < self.p_rotate
+        need = int(math.ceil(c * 1.25)) if rot else c  # room for the rotated corners
+        s = random.uniform(*self.scale)
+        s = max(s, need / min(h, w))
+        im = Image.fromarray(img)
+        if abs(s - 1.0) > 1e-3:
+            im = im.resize((max(need, round(w * s)), max(need, round(h * s))), Image.BILINEAR)
+        W, H = im.size
+        x0, y0 = random.randint(0, W - need), random.randint(0, H - need)
+        im = im.crop((x0, y0, x0 + need, y0 + need))
+        if rot:
+            im = im.rotate(random.uniform(-self.max_rotation, self.max_rotation), Image.BILINEAR)
+            o = (need - c) // 2
+            im = im.crop((o, o, o + c, o + c))
+        if random.random() < 0.5:
+            im = im.transpose(Image.FLIP_LEFT_RIGHT)
+        return torch.from_numpy(np.array(im, dtype=np.uint8))
+
+
+def center_crops(images, multiple=32, max_side=256) -> list[np.ndarray]:
+    """Deterministic validation inputs: centre crops with sides a multiple of `multiple`."""
+    out = []
+    for img in images:
+        h, w = img.shape[:2]
+        ch = min(max_side, h) // multiple * multiple
+        cw = min(max_side, w) // multiple * multiple
+        if ch < multiple or cw < multiple:
+            continue
+        y, x = (h - ch) // 2, (w - cw) // 2
+        out.append(img[y:y + ch, x:x + cw])
+    return out
+
+
+def lab_batch(rgb_uint8: torch.Tensor | np.ndarray):
+    """N x H x W x 3 uint8 -> (l_norm N x 1 x H x W, ab N x 2 x H x W in Lab units)."""
+    arr = rgb_uint8.numpy() if isinstance(rgb_uint8, torch.Tensor) else rgb_uint8
+    labs = torch.from_numpy(lab.rgb_to_lab(arr)).permute(0, 3, 1, 2)
+    l_norm = (labs[:, :1] - lab.L_CENT) / lab.L_NORM
+    return l_norm.contiguous(), labs[:, 1:].contiguous()
+
+
+# --- classification targets and class rebalancing -------------------------------------------
+
+def soft_encode(ab: torch.Tensor, bins: torch.Tensor, k: int = 5, sigma: float = 5.0):
+    """ab N x 2 x H x W -> (indices N x k x H x W, weights N x k x H x W) of the k nearest bins,
+    Gaussian-weighted (Zhang et al.: 5 neighbours, sigma 5)."""
+    n, _, h, w = ab.shape
+    flat = ab.permute(0, 2, 3, 1).reshape(-1, 2)
+    d2 = torch.cdist(flat, bins).pow_(2)
+    dist, idx = torch.topk(d2, k, dim=1, largest=False)
+    wts = torch.softmax(-dist / (2 * sigma * sigma), dim=1)
+    idx = idx.reshape(n, h, w, k).permute(0, 3, 1, 2)
+    wts = wts.reshape(n, h, w, k).permute(0, 3, 1, 2)
+    return idx, wts
+
+
+def rebalance_weights(images, bins: np.ndarray, lam: float = 0.5, sigma: float = 5.0,
+                      sample: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Empirical ab-bin prior of the training photos (smoothed) and Zhang's rebalancing weights
+    w ~ 1 / ((1 - lam) p + lam / K), normalized so that E_p[w] = 1."""
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(images), size=min(sample, len(images)), replace=False)
+    counts = np.zeros(len(bins), dtype=np.float64)
+    tb = torch.from_numpy(bins)
+    for i in pick:
+        im = Image.fromarray(images[i])
+        im = im.resize((64, max(1, round(64 * im.height / im.width))), Image.BILINEAR)
+        ab = torch.from_numpy(lab.rgb_to_lab(np.asarray(im))[..., 1:].reshape(-1, 2).copy())
+        nearest = torch.cdist(ab, tb).argmin(1).numpy()
+        counts += np.bincount(nearest, minlength=len(bins))
+    p = counts / counts.sum()
+    d2 = ((bins[:, None, :] - bins[None, :, :]) ** 2).sum(-1)
+    kern = np.exp(-d2 / (2 * sigma * sigma))
+    p = kern @ p
+    p /= p.sum()
+    w = 1.0 / ((1 - lam) * p + lam / len(bins))
+    w /= (p * w).sum()
+    return p.astype(np.float32), w.astype(np.float32)
+
+
+class ColorLoss:
+    """Loss on the head's raw output: regression (mse | l1 | huber on ab / AB_NORM) or
+    rebalanced soft-encoded cross-entropy over ab bins."""
+
+    def __init__(self, head: str, regression_loss: str = "huber", bins=None, class_weights=None):
+        self.head, self.regression_loss = head, regression_loss
+        self.bins = bins
+        self.class_weights = class_weights
+
+    def __call__(self, out: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        if out.shape[-2:] != ab.shape[-2:]:  # target at the output's resolution
+            ab = F.adaptive_avg_pool2d(ab, out.shape[-2:])
+        if self.head == "regression":
+            target = ab / lab.AB_NORM
+            if self.regression_loss == "mse":
+                return F.mse_loss(out, target)
+            if self.regression_loss == "l1":
+                return F.l1_loss(out, target)
+            return F.smooth_l1_loss(out, target, beta=0.1)
+        idx, wts = soft_encode(ab, self.bins)
+        logp = F.log_softmax(out.float(), dim=1)
+        ce = -(logp.gather(1, idx) * wts).sum(1)  # N x H x W
+        if self.class_weights is not None:
+            ce = ce * self.class_weights[idx[:, 0]]
+        return ce.mean()
+
+
+# --- configuration and the loop ---------------------------------------------------------------
+
+@dataclass
+class TrainConfig:
+    data: list
+    out: str
+    val: list = field(default_factory=list)
+    arch: str = "backbone_unet"
+    encoder: str = "efficientnet_lite0"
+    head: str = "classification"
+    regression_loss: str = "huber"
+    decoder_channels: list = field(default_factory=lambda: [128, 64, 48])
+    out_stride: int = 4
+    pretrained: bool = True
+    pretrained_file: str | None = None
+    crop_size: int = 128
+    batch_size: int = 32
+    epoch_size: int = 4000
+    epochs: int = 100
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    rebalance_lambda: float = 0.5
+    bins_file: str | None = None
+    temperature: float = DEFAULT_TEMPERATURE
+    patience: int = 6
+    lr_patience: int = 2
+    max_minutes: float | None = None
+    val_images: int = 300
+    threads: int | None = None
+    workers: int = 1
+    seed: int = 0
+    resume: bool = False
+    log: str | None = None
+    input_size: int = 256
+
+
+def model_args_for(cfg: TrainConfig, n_bins: int) -> dict:
+    args = {"decoder_channels": list(cfg.decoder_channels), "head": cfg.head,
+            "out_stride": cfg.out_stride, "n_bins": n_bins, "temperature": cfg.temperature}
+    if cfg.arch == "backbone_unet":
+        args["encoder"] = cfg.encoder
+    elif cfg.arch != "unet":
+        raise ValueError(f"architecture {cfg.arch!r} is not trainable here: use unet or backbone_unet")
+    return args
+
+
+class _Log:
+    def __init__(self, path):
+        self.path = path
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, msg: str):
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}"
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+        print(line, file=sys.stderr, flush=True)
+
+
+def train(cfg: TrainConfig) -> dict:
+    from tqdm import tqdm
+
+    if cfg.head not in HEADS:
+        raise ValueError(f"unknown head {cfg.head!r}: choose one of {', '.join(HEADS)}")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    resume_path = out.with_name(out.name + ".resume")
+    log = _Log(cfg.log or str(out.with_suffix(".log")))
+    log(f"config {json.dumps(asdict(cfg))}")
+
+    t0 = time.time()
+    train_paths = find_images(cfg.data)
+    if not train_paths:
+        raise ValueError(f"no images found under {', '.join(map(str, cfg.data))}")
+    images = load_images(train_paths, short_side=max(256, cfg.crop_size))
+    val_paths = find_images(cfg.val) if cfg.val else []
+    if val_paths:
+        rng = random.Random(1234)
+        val_paths = sorted(rng.sample(val_paths, min(cfg.val_images, len(val_paths))))
+        val_images = load_images(val_paths, short_side=256)
+    else:  # hold out a slice of the training photos
+        n_val = max(1, min(cfg.val_images, len(images) // 10))
+        rng = random.Random(1234)
+        rng.shuffle(images)
+        val_images, images = images[:n_val], images[n_val:]
+    log(f"loaded {len(images)} training and {len(val_images)} validation photos in {time.time() - t0:.0f}s")
+
+    # ab bins, prior and class weights (classification), stored with the model
+    if cfg.bins_file:
+        bins = np.load(cfg.bins_file).astype(np.float32)
+    elif SHARED_BINS.exists():
+        bins = np.load(SHARED_BINS).astype(np.float32)
+    else:
+        bins = ingamut_ab_bins()
+    model_args = model_args_for(cfg, len(bins))
+    model = build_model(cfg.arch, **model_args)
+    class_weights = None
+    if cfg.head == "classification":
+        model.head.bins.copy_(torch.from_numpy(bins))
+        _, w = rebalance_weights(images, bins, lam=cfg.rebalance_lambda)
+        class_weights = torch.from_numpy(w)
+        log(f"{len(bins)} ab bins; rebalancing weights from {min(3000, len(images))} photos: "
+            f"min {w.min():.2f} max {w.max():.2f}")
+    loss_fn = ColorLoss(cfg.head, cfg.regression_loss, torch.from_numpy(bins), class_weights)
+
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.lr_patience)
+    state = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0,
+             "elapsed_s": 0.0, "images_seen": 0, "history": []}
+    if cfg.resume and resume_path.exists():
+        ck = torch.load(resume_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        state = ck["state"]
+        log(f"resumed from {resume_path} at epoch {state['epoch']} (best val loss {state['best_loss']:.4f})")
+    elif cfg.pretrained and cfg.arch == "backbone_unet":
+        model.load_pretrained_encoder(cfg.pretrained_file)
+        log(f"encoder {cfg.encoder} initialized from ImageNet weights")
+
+    multiple = model.input_multiple
+    val_crops = center_crops(val_images, multiple)
+    val_batches = [lab_batch(np.stack(val_crops[i:i + 16])) for i in range(0, len(val_crops), 16)
+                   if len({c.shape for c in val_crops[i:i + 16]}) == 1]
+    dataset = AugmentedCrops(images, cfg.crop_size)
+    sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=cfg.epoch_size)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
+                                         num_workers=cfg.workers, drop_last=True,
+                                         persistent_workers=cfg.workers > 0)
+    budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
+    run_start = time.time() - state["elapsed_s"]
+
+    def evaluate() -> float:
+        model.eval()
+        tot, n = 0.0, 0
+        with torch.inference_mode():
+            for l_norm, ab in val_batches:
+                tot += float(loss_fn(model(l_norm), ab)) * len(l_norm)
+                n += len(l_norm)
+        model.train()
+        return tot / max(1, n)
+
+    stopped = ""
+    while state["epoch"] < cfg.epochs:
+        epoch = state["epoch"] + 1
+        model.train()
+        bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False, dynamic_ncols=True,
+                   disable=None)
+        t_ep, seen, run_loss = time.time(), 0, 0.0
+        out_of_time = False
+        for crops in bar:
+            l_norm, ab = lab_batch(crops)
+            loss = loss_fn(model(l_norm), ab)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen += len(crops)
+            lv = float(loss.detach())
+            run_loss = 0.98 * run_loss + 0.02 * lv if seen > len(crops) else lv
+            bar.set_postfix(loss=f"{run_loss:.4f}", img_s=f"{seen / (time.time() - t_ep):.1f}")
+            if budget_s and time.time() - run_start > budget_s:
+                out_of_time = True
+                break
+        bar.close()
+        val_loss = evaluate()
+        sched.step(val_loss)
+        state["epoch"] = epoch
+        state["images_seen"] += seen
+        state["elapsed_s"] = time.time() - run_start
+        improved = val_loss < state["best_loss"] - 1e-5
+        rec = {"epoch": epoch, "train_loss": round(run_loss, 5), "val_loss": round(val_loss, 5),
+               "lr": opt.param_groups[0]["lr"], "img_per_s": round(seen / max(1e-9, time.time() - t_ep), 1),
+               "elapsed_min": round(state["elapsed_s"] / 60, 1)}
+        state["history"].append(rec)
+        if improved:
+            state["best_loss"], state["best_epoch"], state["bad_epochs"] = val_loss, epoch, 0
+            meta = {
+                "trained_on": [str(d) for d in cfg.data], "validated_on": [str(d) for d in cfg.val],
+                "train_photos": len(images), "epochs": epoch, "images_seen": state["images_seen"],
+                "train_minutes": round(state["elapsed_s"] / 60, 1), "val_loss": round(val_loss, 5),
+                "input_size": cfg.input_size, "crop_size": cfg.crop_size, "head": cfg.head,
+                "config": asdict(cfg),
+            }
+            save_checkpoint(out, model, cfg.arch, model_args, meta, half=True)
+        else:
+            state["bad_epochs"] += 1
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "state": state, "model_args": model_args,
+                    "arch": cfg.arch}, resume_path)
+        log(f"epoch {epoch} " + " ".join(f"{k}={v}" for k, v in rec.items() if k != "epoch")
+            + (" best" if improved else ""))
+        if out_of_time:
+            stopped = f"time budget of {cfg.max_minutes} minutes reached"
+            break
+        if state["bad_epochs"] >= cfg.patience:
+            stopped = f"early stop: no improvement for {cfg.patience} epochs"
+            break
+    log(f"done: {stopped or 'all epochs'}; best epoch {state['best_epoch']} "
+        f"val loss {state['best_loss']:.4f}; checkpoint {out}")
+    return state
+
+
+def add_arguments(p) -> None:
+    """The `train` command's options (used by colorizer/__main__.py)."""
+    d = TrainConfig(data=[], out="")
+    p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders of color photos")
+    p.add_argument("--val", nargs="*", default=[], metavar="DIR",
+                   help="validation photos (default: hold out part of --data)")
+    p.add_argument("--out", required=True, help="checkpoint to write, e.g. weights/mymodel.pt")
+    p.add_argument("--arch", default=d.arch, choices=["backbone_unet", "unet"])
+    p.add_argument("--encoder", default=d.encoder,
+                   help="backbone_unet encoder: efficientnet_lite0/1/2, resnet18, vgg16")
+    p.add_argument("--head", default=d.head, choices=list(HEADS))
+    p.add_argument("--loss", dest="regression_loss", default=d.regression_loss,
+                   choices=["mse", "l1", "huber"], help="loss of the regression head")
+    p.add_argument("--decoder-channels", type=int, nargs="+", default=d.decoder_channels)
+    p.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                   help="train the encoder from scratch")
+    p.add_argument("--pretrained-file", default=None,
+                   help="torchvision-format ImageNet weights for a resnet18 / vgg16 encoder")
+    p.add_argument("--crop-size", type=int, default=d.crop_size)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--epoch-size", type=int, default=d.epoch_size, help="random crops per epoch")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--rebalance-lambda", type=float, default=d.rebalance_lambda)
+    p.add_argument("--bins-file", default=None, help="K x 2 .npy of ab bin centres")
+    p.add_argument("--temperature", type=float, default=d.temperature,
+                   help="annealed-mean temperature stored with a classification model")
+    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience (epochs)")
+    p.add_argument("--max-minutes", type=float, default=None, help="time budget for the whole run")
+    p.add_argument("--val-images", type=int, default=d.val_images)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--workers", type=int, default=d.workers, help="data-loading processes")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--resume", action="store_true", help="carry on from OUT.resume")
+    p.add_argument("--log", default=None, help="log file (default: OUT with .log)")
+
+
+def main(args) -> int:
+    fields = TrainConfig.__dataclass_fields__
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    train(cfg)
+    return 0

@@ -1,0 +1,245 @@
+"""Checkpoint files and weight downloads.
+
+A checkpoint is a torch file holding {arch, model_args, state_dict, meta}: it rebuilds its own
+architecture, and loading is strict, so a file that does not fit its architecture fails loudly.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from .models import build_model, ARCHITECTURES
+
+CHECKPOINT_KEYS = ("arch", "model_args", "state_dict", "meta")
+
+
+from .errors import ColorizerError
+
+
+class WeightsError(ColorizerError, RuntimeError):
+    """A weights file is missing, damaged, or does not fit its architecture."""
+
+
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_checkpoint(path, model, arch: str, model_args: dict, meta: dict | None = None,
+                    half: bool = True) -> None:
+    """Write {arch, model_args, state_dict, meta}; floating tensors in fp16 when half."""
+    sd = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        sd[k] = v.half() if half and v.is_floating_point() else v.clone()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"arch": arch, "model_args": dict(model_args), "state_dict": sd,
+                "meta": dict(meta or {})}, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path) -> dict:
+    """Read and check a checkpoint file's structure (not yet built into a model)."""
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"weights file {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged files
+        raise WeightsError(f"weights file {path} could not be read ({type(exc).__name__}: {exc}); "
+                           "it may be truncated or not a torch checkpoint: download or train it again") from exc
+    if not isinstance(ckpt, dict) or not all(k in ckpt for k in CHECKPOINT_KEYS):
+        raise WeightsError(f"weights file {path} is not a colorizer checkpoint: it needs the keys "
+                           f"{', '.join(CHECKPOINT_KEYS)}")
+    if ckpt["arch"] not in ARCHITECTURES:
+        raise WeightsError(f"weights file {path} names architecture {ckpt['arch']!r}, which this "
+                           f"version does not know ({', '.join(ARCHITECTURES)})")
+    return ckpt
+
+
+def load_state_dict_strict(model, state_dict, source: str) -> None:
+    """load_state_dict(strict=True) with a message that lists what does not fit."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong = [f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+             for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            parts.append(f"{len(wrong)} with the wrong shape (e.g. {'; '.join(wrong[:3])})")
+        raise WeightsError(f"{source} does not fit {type(model).__name__}: " + ", ".join(parts))
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state_dict.items()}, strict=True)
+
+
+def load_checkpoint(path, device: str | torch.device = "cpu"):
+    """Build the model a checkpoint describes and load its weights strictly.
+
+    Returns (model in eval mode, checkpoint dict without the state dict).
+    """
+    ckpt = read_checkpoint(path)
+    try:
+        model = build_model(ckpt["arch"], **ckpt["model_args"])
+    except ValueError as exc:
+        raise WeightsError(f"weights file {path}: {exc}") from exc
+    load_state_dict_strict(model, ckpt["state_dict"], f"weights file {path}")
+    model.to(device).eval()
+    info = {k: ckpt[k] for k in ("arch", "model_args", "meta")}
+    return model, info
+
+
+# --- official weights of Zhang et al. (ECCV 2016, SIGGRAPH 2017) -------------------------------
+# The released files are plain state dicts (not our {arch, model_args, state_dict, meta}
+# checkpoints) for colorizer.models.eccv16.ECCV16 and colorizer.models.siggraph17.SIGGRAPH17.
+# Released by the authors under the BSD-2-Clause license (richzhang/colorization).
+
+OFFICIAL_WEIGHTS = {
+    "eccv16": {
+        "file": "colorization_release_v2-9b330a0b.pth",
+        "bytes": 128976165,
+        "sha256": "9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9",
+        "url": "https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
+    },
+    "siggraph17": {
+        "file": "siggraph17-df00044c.pth",
+        "bytes": 136787426,
+        "sha256": "df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66",
+        "url": "https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
+    },
+}
+
+
+def _official_entry(name: str) -> dict:
+    if name not in OFFICIAL_WEIGHTS:
+        raise WeightsError(f"no official weights named {name!r}: choose one of "
+                           f"{', '.join(OFFICIAL_WEIGHTS)}")
+    return OFFICIAL_WEIGHTS[name]
+
+
+def _manual_hint(entry: dict, dest: Path) -> str:
+    return (f"To get the file by hand, download {entry['url']} (e.g. curl -L -o {dest} "
+            f"{entry['url']}) and place it at {dest}; it must be {entry['bytes']} bytes with "
+            f"sha256 {entry['sha256']}")
+
+
+def fetch_official(name: str, dest_dir: str | os.PathLike = "weights", timeout: float = 30) -> Path:
+    """Download the official weights `name` into dest_dir (once) and return the file's path.
+
+    The file is streamed into a temporary file next to its destination, its size and sha256
+    checked, then moved into place atomically. A file already there with the right sha256 is
+    kept. Network failures, and downloads that are not the expected file, raise WeightsError
+    saying how to get the file by hand.
+    """
+    import http.client
+    import socket
+    import tempfile
+    import urllib.error
+    import urllib.request
+
+    entry = _official_entry(name)
+    dest_dir = Path(dest_dir)
+    dest = dest_dir / entry["file"]
+    if dest.is_file() and dest.stat().st_size == entry["bytes"] and sha256_of(dest) == entry["sha256"]:
+        return dest
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=entry["file"] + ".", suffix=".tmp", dir=dest_dir)
+    except OSError as exc:
+        raise WeightsError(f"cannot write the {name} weights into {dest_dir} ({exc})") from exc
+    tmp = Path(tmp_name)
+    try:
+        try:
+            from tqdm import tqdm
+        except ImportError:  # progress bar is optional
+            tqdm = None
+        h = hashlib.sha256()
+        size = 0
+        try:
+            req = urllib.request.Request(entry["url"], headers={"User-Agent": "colorizer"})
+            with urllib.request.urlopen(req, timeout=timeout) as resp, os.fdopen(fd, "wb") as out:
+                fd = None
+                total = int(resp.headers.get("Content-Length") or entry["bytes"])
+                bar = (tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                            desc=entry["file"], disable=None) if tqdm is not None else None)
+                try:
+                    while True:
+                        block = resp.read(1 << 20)
+                        if not block:
+                            break
+                        out.write(block)
+                        h.update(block)
+                        size += len(block)
+                        if bar is not None:
+                            bar.update(len(block))
+                finally:
+                    if bar is not None:
+                        bar.close()
+        except (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError,
+                ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            network = isinstance(exc, (urllib.error.URLError, http.client.HTTPException,
+                                       socket.timeout, TimeoutError, ConnectionError))
+            raise WeightsError(f"downloading the {name} weights from {entry['url']} failed "
+                               f"({type(exc).__name__}: {reason})"
+                               + ("; the network may be unreachable from here" if network else "")
+                               + f". {_manual_hint(entry, dest)}") from exc
+        finally:
+            if fd is not None:
+                os.close(fd)
+        if size != entry["bytes"] or h.hexdigest() != entry["sha256"]:
+            raise WeightsError(f"the {name} weights downloaded from {entry['url']} are not the "
+                               f"expected file ({size} bytes, sha256 {h.hexdigest()}; expected "
+                               f"{entry['bytes']} bytes, sha256 {entry['sha256']}). "
+                               f"{_manual_hint(entry, dest)}")
+        os.replace(tmp, dest)
+        return dest
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_official(name: str, path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Build ECCV16 / SIGGRAPH17 and load the official state dict file at `path` strictly.
+
+    The file's sha256 is checked first. Returns the model in eval mode.
+    """
+    entry = _official_entry(name)
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"official {name} weights file {path} does not exist; get it with "
+                           f"fetch_official({name!r}). {_manual_hint(entry, path)}")
+    digest = sha256_of(path)
+    if digest != entry["sha256"]:
+        raise WeightsError(f"{path} is not the official {name} weights file: its sha256 is {digest}, "
+                           f"expected {entry['sha256']} ({entry['bytes']} bytes); it is damaged "
+                           f"(e.g. a partial download) or a different file: download it again "
+                           f"from {entry['url']}")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged files
+        raise WeightsError(f"official {name} weights file {path} could not be read "
+                           f"({type(exc).__name__}: {exc}); download it again from {entry['url']}") from exc
+    if isinstance(sd, dict) and all(k in sd for k in CHECKPOINT_KEYS):
+        raise WeightsError(f"{path} is a colorizer checkpoint, not an official state dict: "
+                           "use load_checkpoint")
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise WeightsError(f"{path} is not a state dict of tensors")
+    try:
+        model = build_model(name)
+    except ValueError as exc:
+        raise WeightsError(f"official {name} weights: {exc}") from exc
+    load_state_dict_strict(model, sd, f"official {name} weights file {path}")
+    model.to(device).eval()
+    return model
