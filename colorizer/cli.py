@@ -86,12 +86,14 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_folder, format_table, write_json
 
     c = load_colorizer(args.model, device=args.device, input_size=args.input_size)
-    if args.temperature is not None:
-        head = getattr(c.model, "head", None)
-        if head is None or not hasattr(head, "temperature"):
-            _err(f"model {c.name} has no annealed-mean temperature")
-            return 2
-        head.temperature = args.temperature
+    for option in ("temperature", "correction", "gain"):
+        value = getattr(args, option)
+        if value is not None:
+            head = getattr(c.model, "head", None)
+            if head is None or not hasattr(head, option):
+                _err(f"model {c.name} has no decoding {option} (only classification heads do)")
+                return 2
+            setattr(head, option, value)
     sets, errors = {}, []
     for d in args.dirs:
         if not Path(d).exists():
@@ -193,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--save", default=None, metavar="DIR", help="write outputs and Delta E heat maps")
     e.add_argument("--input-size", type=int, default=None)
     e.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature override")
+    e.add_argument("--correction", type=float, default=None,
+                   help="rebalancing correction override (classification heads; 0 vivid .. 1 accurate)")
+    e.add_argument("--gain", type=float, default=None, help="chroma gain override (classification heads)")
     e.add_argument("--batch-size", type=int, default=16)
     e.add_argument("--per-image", action="store_true", help="print every image's scores")
     e.add_argument("--device", default=None)

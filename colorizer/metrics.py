@@ -38,6 +38,7 @@ __all__ = [
     "colorfulness",
     "evaluate_pair",
     "render_heatmap",
+    "robust_vmax",
     "colormap",
 ]
 
@@ -370,6 +371,14 @@ def _fmt(v: float) -> str:
     return f"{v:g}" if abs(v - round(v)) > 1e-9 else str(int(round(v)))
 
 
+def robust_vmax(de_map: np.ndarray, floor: float = 10.0) -> float:
+    """Default top of a Delta E color scale: the 99th percentile rounded up, at least ``floor``."""
+    m = np.asarray(de_map, dtype=np.float64)
+    finite = m[np.isfinite(m)]
+    p99 = float(np.percentile(finite, 99)) if finite.size else 0.0
+    return max(float(floor), float(math.ceil(p99)))
+
+
 def render_heatmap(de_map: np.ndarray, vmax: float | None = None,
                    path: str | Path | None = None, label: str = "dE00") -> np.ndarray:
     """Colormapped Delta E map (uint8 RGB) with a color bar and tick labels on its right.
@@ -384,11 +393,7 @@ def render_heatmap(de_map: np.ndarray, vmax: float | None = None,
     if m.ndim != 2:
         raise ValueError(f"expected an H x W map, got shape {m.shape}")
     h, w = m.shape
-    finite = m[np.isfinite(m)]
-    if vmax is None:
-        p99 = float(np.percentile(finite, 99)) if finite.size else 0.0
-        vmax = max(10.0, float(math.ceil(p99)))
-    vmax = float(vmax)
+    vmax = robust_vmax(m) if vmax is None else float(vmax)
     if not vmax > 0:
         raise ValueError(f"vmax must be positive, got {vmax}")
     m = np.where(np.isfinite(m), m, np.where(np.isnan(m), 0.0, vmax))
@@ -432,7 +437,7 @@ def render_heatmap(de_map: np.ndarray, vmax: float | None = None,
         y = bar_y1 - int(round(t / vmax * (bar_h - 1)))
         x = bar_x0 + bar_w
         draw.line([(x, y), (x + tick_len, y)], fill=(0, 0, 0))
-        tw, th = text_size(s)
+        _, th = text_size(s)
         draw.text((x + tick_len + 3, y - th // 2 - 1), s, fill=(0, 0, 0), font=font)
     out = np.asarray(img, dtype=np.uint8).copy()
     if path is not None:

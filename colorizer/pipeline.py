@@ -41,7 +41,7 @@ def _open_path(path) -> Image.Image:
         return im
     except Image.DecompressionBombError as exc:
         raise ImageError(f"image file {p} is too large to decode safely: more than "
-                         f"{2 * MAX_PIXELS:,} pixels ({exc})") from exc
+                         f"{2 * (Image.MAX_IMAGE_PIXELS or MAX_PIXELS):,} pixels ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{p} is not an image file that can be read (PNG, JPEG, TIFF, WebP, BMP, "
                          "GIF ...)") from exc

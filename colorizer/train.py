@@ -28,11 +28,12 @@ from PIL import Image, ImageOps
 
 from . import lab
 from .models import build_model
-from .models.heads import ingamut_ab_bins, HEADS, DEFAULT_TEMPERATURE
-from .weights import save_checkpoint
+from .models.heads import HEADS, DEFAULT_TEMPERATURE
+from .weights import save_checkpoint, load_state_dict_strict
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-SHARED_BINS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "colorization" / "pts_in_hull.npy"
+# the 313 in-gamut ab bin centres (grid 10) of Zhang et al. 2016 (BSD-2-Clause), shipped with the package
+AB_BINS_313 = Path(__file__).resolve().parent / "data" / "ab_bins_313.npy"
 
 
 def find_images(paths) -> list[Path]:
@@ -217,6 +218,8 @@ class TrainConfig:
     rebalance_lambda: float = 0.5
     bins_file: str | None = None
     temperature: float = DEFAULT_TEMPERATURE
+    correction: float = 0.0
+    gain: float = 1.0
     patience: int = 6
     lr_patience: int = 2
     max_minutes: float | None = None
@@ -231,7 +234,8 @@ class TrainConfig:
 
 def model_args_for(cfg: TrainConfig, n_bins: int) -> dict:
     args = {"decoder_channels": list(cfg.decoder_channels), "head": cfg.head,
-            "out_stride": cfg.out_stride, "n_bins": n_bins, "temperature": cfg.temperature}
+            "out_stride": cfg.out_stride, "n_bins": n_bins, "temperature": cfg.temperature,
+            "correction": cfg.correction, "gain": cfg.gain}
     if cfg.arch == "backbone_unet":
         args["encoder"] = cfg.encoder
     elif cfg.arch != "unet":
@@ -286,10 +290,8 @@ def train(cfg: TrainConfig) -> dict:
     # ab bins, prior and class weights (classification), stored with the model
     if cfg.bins_file:
         bins = np.load(cfg.bins_file).astype(np.float32)
-    elif SHARED_BINS.exists():
-        bins = np.load(SHARED_BINS).astype(np.float32)
     else:
-        bins = ingamut_ab_bins()
+        bins = np.load(AB_BINS_313).astype(np.float32)
     model_args = model_args_for(cfg, len(bins))
     model = build_model(cfg.arch, **model_args)
     class_weights = None
@@ -297,6 +299,7 @@ def train(cfg: TrainConfig) -> dict:
         model.head.bins.copy_(torch.from_numpy(bins))
         _, w = rebalance_weights(images, bins, lam=cfg.rebalance_lambda)
         class_weights = torch.from_numpy(w)
+        model.head.log_class_weights.copy_(class_weights.log())
         log(f"{len(bins)} ab bins; rebalancing weights from {min(3000, len(images))} photos: "
             f"min {w.min():.2f} max {w.max():.2f}")
     loss_fn = ColorLoss(cfg.head, cfg.regression_loss, torch.from_numpy(bins), class_weights)
@@ -307,7 +310,11 @@ def train(cfg: TrainConfig) -> dict:
              "elapsed_s": 0.0, "images_seen": 0, "history": []}
     if cfg.resume and resume_path.exists():
         ck = torch.load(resume_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["model"])
+        if ck.get("arch") != cfg.arch or ck.get("model_args") != model_args:
+            raise ValueError(
+                f"{resume_path} was written by a run with another model ({ck.get('arch')} "
+                f"{ck.get('model_args')}); resume with the same options, or delete it to start afresh")
+        load_state_dict_strict(model, ck["model"], str(resume_path))
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         state = ck["state"]
@@ -425,6 +432,9 @@ def add_arguments(p) -> None:
     p.add_argument("--bins-file", default=None, help="K x 2 .npy of ab bin centres")
     p.add_argument("--temperature", type=float, default=d.temperature,
                    help="annealed-mean temperature stored with a classification model")
+    p.add_argument("--correction", type=float, default=d.correction,
+                   help="share of the class rebalancing taken back when decoding (0: vivid, 1: accurate)")
+    p.add_argument("--gain", type=float, default=d.gain, help="chroma gain stored with a classification model")
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience (epochs)")
     p.add_argument("--max-minutes", type=float, default=None, help="time budget for the whole run")
     p.add_argument("--val-images", type=int, default=d.val_images)

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from .models import build_model, ARCHITECTURES
+from .models.state_dicts import describe_mismatch
 
 CHECKPOINT_KEYS = ("arch", "model_args", "state_dict", "meta")
 
@@ -68,19 +69,9 @@ def read_checkpoint(path) -> dict:
 def load_state_dict_strict(model, state_dict, source: str) -> None:
     """load_state_dict(strict=True) with a message that lists what does not fit."""
     own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    wrong = [f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-             for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            parts.append(f"{len(wrong)} with the wrong shape (e.g. {'; '.join(wrong[:3])})")
-        raise WeightsError(f"{source} does not fit {type(model).__name__}: " + ", ".join(parts))
+    problem = describe_mismatch(own, state_dict)
+    if problem:
+        raise WeightsError(f"{source} does not fit {type(model).__name__}: {problem}")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state_dict.items()}, strict=True)
 
 

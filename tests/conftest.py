@@ -35,3 +35,106 @@ def specs_dir(shared_dir) -> Path:
     if not d.is_dir():
         pytest.skip(f"{d} is not here")
     return d
+
+
+# --- tiny random models, so that tests never need the trained (shipped) weights ---------------
+
+# ab of the bin the tiny default model leans towards (a moderate red, in gamut for mid tones)
+TINY_REDDISH_AB = (30.0, 20.0)
+TINY_INPUT_SIZE = 128
+
+
+@pytest.fixture(scope="session")
+def ab_bins():
+    """The 313 ab bin centres (K x 2) shipped with the package."""
+    import numpy as np
+    from colorizer.train import AB_BINS_313
+    return np.load(AB_BINS_313).astype(np.float32)
+
+
+def build_tiny_default(bins, seed: int = 0):
+    """A small randomly initialised model of the default's architecture (EfficientNet-Lite0
+    U-Net, classification head) whose output is colourful and depends on the input.
+
+    PyTorch's default conv init makes the activations of a deep random net vanish (the output
+    would be one flat colour), so the convs get He init; the head's bias favours a reddish bin.
+    Returns (model, model_args).
+    """
+    import numpy as np
+    import torch
+    from colorizer.models import build_model
+
+    args = {"encoder": "efficientnet_lite0", "decoder_channels": [32, 16, 16],
+            "head": "classification", "n_bins": int(len(bins))}
+    torch.manual_seed(seed)
+    model = build_model("backbone_unet", **args)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    bins = np.asarray(bins, dtype=np.float32)
+    k = int(np.argmin(((bins - np.array(TINY_REDDISH_AB, np.float32)) ** 2).sum(1)))
+    with torch.no_grad():
+        model.head.bins.copy_(torch.from_numpy(bins))
+        model.head.conv.weight.mul_(0.5)
+        model.head.conv.bias.zero_()
+        model.head.conv.bias[k] = 3.0
+    return model.eval(), args
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, ab_bins) -> Path:
+    """A checkpoint file of the tiny default model (written once per session; do not modify)."""
+    from colorizer.registry import REGISTRY, DEFAULT_MODEL
+    from colorizer.weights import save_checkpoint
+
+    model, args = build_tiny_default(ab_bins)
+    path = tmp_path_factory.mktemp("tiny_ckpt") / REGISTRY[DEFAULT_MODEL].weights
+    save_checkpoint(path, model, "backbone_unet", args, meta={"input_size": TINY_INPUT_SIZE})
+    return path
+
+
+@pytest.fixture
+def tiny_weights_dir(tmp_path, tiny_checkpoint, monkeypatch) -> Path:
+    """A fresh weights folder holding only the tiny default checkpoint (lite0_cls.pt), made the
+    weights folder of this test through $COLORIZER_WEIGHTS_DIR."""
+    import shutil
+    d = tmp_path / "weights"
+    d.mkdir()
+    shutil.copyfile(tiny_checkpoint, d / tiny_checkpoint.name)
+    monkeypatch.setenv("COLORIZER_WEIGHTS_DIR", str(d))
+    return d
+
+
+@pytest.fixture
+def empty_weights_dir(tmp_path, monkeypatch) -> Path:
+    """An empty weights folder (a fresh clone without weights)."""
+    d = tmp_path / "no_weights"
+    d.mkdir()
+    monkeypatch.setenv("COLORIZER_WEIGHTS_DIR", str(d))
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_colorizer(tiny_checkpoint):
+    """The tiny default model loaded through load_colorizer('default'), on the CPU, shared by
+    the tests of a session (they must not change it)."""
+    import colorizer
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COLORIZER_WEIGHTS_DIR", str(tiny_checkpoint.parent))
+        return colorizer.load_colorizer("default", device="cpu")
+
+
+# --- the Turing test's database: never ./data/turing.db during tests ---------------------------
+
+@pytest.fixture(autouse=True, scope="session")
+def _turing_db_isolated(tmp_path_factory):
+    """Importing app.py builds the Turing test tabs, which open $TURING_DB_URL (default
+    ./data/turing.db) and may start the demo survey: in tests, a temporary database without
+    the demo, unless the environment sets them."""
+    mp = pytest.MonkeyPatch()
+    if not os.environ.get("TURING_DB_URL"):
+        mp.setenv("TURING_DB_URL", f"sqlite:///{tmp_path_factory.mktemp('turing_db') / 'turing.db'}")
+    if not os.environ.get("TURING_DEMO"):
+        mp.setenv("TURING_DEMO", "0")
+    yield
+    mp.undo()

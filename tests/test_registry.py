@@ -1,0 +1,165 @@
+"""The model registry: which models are listed, aliases, user checkpoints found by file name,
+and what load_colorizer says when weights are missing."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import colorizer
+from colorizer import registry
+from colorizer.models import build_model
+from colorizer.weights import WeightsError, save_checkpoint
+
+OFFICIAL = ("eccv16", "siggraph17")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_unet_checkpoint(path, seed=0):
+    args = {"channels": [8, 8, 8, 8, 8], "decoder_channels": [8, 8, 8], "head": "regression"}
+    torch.manual_seed(seed)
+    model = build_model("unet", **args)
+    with torch.no_grad():
+        model.head.conv.bias.copy_(torch.tensor([0.3, 0.2]))  # ab = (33, 22): reddish
+    save_checkpoint(path, model, "unet", args, meta={"input_size": 64})
+    return model
+
+
+def names(rows):
+    return [r["name"] for r in rows]
+
+
+def test_weights_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("COLORIZER_WEIGHTS_DIR", raising=False)
+    assert registry.weights_dir() == registry.DEFAULT_WEIGHTS_DIR
+    assert registry.DEFAULT_WEIGHTS_DIR.name == "weights"
+    monkeypatch.setenv("COLORIZER_WEIGHTS_DIR", str(tmp_path))
+    assert registry.weights_dir() == tmp_path
+    assert registry.resolve("eccv16").path == tmp_path / "colorization_release_v2-9b330a0b.pth"
+
+
+def test_nothing_listed_without_weights(empty_weights_dir):
+    assert colorizer.list_models() == []
+    rows = colorizer.list_models(include_missing=True)
+    assert set(OFFICIAL) | {colorizer.DEFAULT_MODEL} <= set(names(rows))
+    assert all(r["available"] is False for r in rows)
+
+
+def test_only_models_with_weights_are_listed(tiny_weights_dir):
+    rows = colorizer.list_models()
+    assert names(rows) == [colorizer.DEFAULT_MODEL]
+    row = rows[0]
+    assert row["available"] is True
+    assert row["aliases"] == ["default"]
+    assert row["path"] == str(tiny_weights_dir / "lite0_cls.pt")
+    assert row["arch"] == "backbone_unet" and row["input_size"] == 256
+    for key in ("description", "trained_on", "scores", "official"):
+        assert key in row
+
+
+def test_include_missing_lists_the_official_models_as_unavailable(tiny_weights_dir):
+    rows = {r["name"]: r for r in colorizer.list_models(include_missing=True)}
+    for name in OFFICIAL:
+        assert rows[name]["available"] is False
+        assert rows[name]["official"] is True
+        assert rows[name]["path"].startswith(str(tiny_weights_dir))
+    assert rows[colorizer.DEFAULT_MODEL]["available"] is True
+
+
+def test_official_weights_listed_once_present(tiny_weights_dir):
+    entry = registry.resolve("siggraph17")
+    entry.path.write_bytes(b"placeholder")  # presence is all that listing looks at
+    assert "siggraph17" in names(colorizer.list_models())
+    assert "siggraph17.pt" not in [p.name for p in tiny_weights_dir.glob("*.pt")]
+    assert "siggraph17" not in [n for n in names(colorizer.list_models()) if n != "siggraph17"]
+
+
+def test_default_alias_resolves(tiny_weights_dir):
+    assert registry.resolve("default").name == colorizer.DEFAULT_MODEL
+    assert registry.resolve("  default ").name == colorizer.DEFAULT_MODEL
+    assert registry.resolve(colorizer.DEFAULT_MODEL) == registry.resolve("default")
+    c = colorizer.load_colorizer("default", device="cpu")
+    assert c.name == colorizer.DEFAULT_MODEL
+    assert c.input_size == 128  # the checkpoint's meta wins over the registry's 256
+    assert colorizer.load_colorizer("default", device="cpu", input_size=96).input_size == 96
+    assert "Colorizer('lite0-cls'" in repr(c)
+
+
+@pytest.mark.parametrize("bad", ["", "   ", None, 3])
+def test_resolve_needs_a_name(bad):
+    with pytest.raises(colorizer.ModelNotFoundError, match="a model name is needed"):
+        registry.resolve(bad)
+
+
+def test_user_checkpoint_is_listed_and_loadable(tiny_weights_dir):
+    model = tiny_unet_checkpoint(tiny_weights_dir / "mymodel.pt")
+    rows = {r["name"]: r for r in colorizer.list_models()}
+    assert set(rows) == {colorizer.DEFAULT_MODEL, "mymodel"}
+    assert rows["mymodel"]["available"] is True
+    assert rows["mymodel"]["official"] is False
+    assert "mymodel.pt" in rows["mymodel"]["description"]
+    c = colorizer.load_colorizer("mymodel", device="cpu")
+    assert c.name == "mymodel" and c.input_size == 64
+    assert c.info["arch"] == "unet" and c.info["model_args"]["head"] == "regression"
+    # the loaded weights are the saved ones (fp16 in the file)
+    for k, v in model.state_dict().items():
+        assert torch.allclose(c.model.state_dict()[k].float(), v.float(), atol=1e-2, rtol=1e-2), k
+    g = np.tile(np.linspace(0, 255, 70, dtype=np.uint8), (50, 1))
+    out = c.colorize(g)
+    assert out.shape == (50, 70, 3) and out.dtype == np.uint8
+    red = out[..., 0].astype(int) - out[..., 2].astype(int)
+    assert red[:, 10:60].mean() > 5  # the bias towards ab = (33, 22) shows
+
+
+def test_user_checkpoint_cannot_shadow_registered_names(tiny_weights_dir):
+    tiny_unet_checkpoint(tiny_weights_dir / "default.pt")
+    tiny_unet_checkpoint(tiny_weights_dir / "eccv16.pt")
+    listed = names(colorizer.list_models(include_missing=True))
+    assert listed.count("eccv16") == 1 and "default" not in listed
+    assert registry.resolve("default").name == colorizer.DEFAULT_MODEL
+    assert registry.resolve("eccv16").official
+
+
+def test_other_files_in_the_weights_folder_are_ignored(tiny_weights_dir):
+    (tiny_weights_dir / "notes.txt").write_text("hello")
+    (tiny_weights_dir / "mymodel.pt.resume").write_bytes(b"x")
+    (tiny_weights_dir / "mymodel.log").write_text("epoch 1")
+    assert names(colorizer.list_models()) == [colorizer.DEFAULT_MODEL]
+
+
+def test_unknown_model(tiny_weights_dir):
+    tiny_unet_checkpoint(tiny_weights_dir / "mymodel.pt")
+    with pytest.raises(colorizer.ModelNotFoundError) as ei:
+        colorizer.load_colorizer("mymodle")
+    msg = str(ei.value)
+    assert "unknown model 'mymodle'" in msg and "mymodel" in msg and "eccv16" in msg
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_official_model_without_weights_says_how_to_fetch(tiny_weights_dir, name):
+    with pytest.raises(WeightsError) as ei:
+        colorizer.load_colorizer(name)
+    msg = str(ei.value)
+    assert f"python -m colorizer weights fetch {name}" in msg
+    assert str(tiny_weights_dir) in msg
+    assert registry.resolve(name).weights in msg
+
+
+def test_damaged_official_weights_are_refused(tiny_weights_dir):
+    registry.resolve("eccv16").path.write_bytes(b"partial download")
+    with pytest.raises(WeightsError, match="sha256"):
+        colorizer.load_colorizer("eccv16")
+
+
+def test_unreadable_user_checkpoint_is_listed_but_refused(tiny_weights_dir):
+    (tiny_weights_dir / "broken.pt").write_bytes(b"\x00" * 100)
+    assert "broken" in names(colorizer.list_models())
+    with pytest.raises(WeightsError, match="broken.pt"):
+        colorizer.load_colorizer("broken")
