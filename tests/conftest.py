@@ -10,6 +10,16 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("COLORIZER_SHARED", REPO.parent / "shared"))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small tensors: one thread is faster, and much faster on a machine busy with other work."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running test, not part of the default run (-m slow)")
 

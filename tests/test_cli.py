@@ -31,12 +31,7 @@ from colorizer.weights import OFFICIAL_WEIGHTS, load_checkpoint
 from conftest import REPO
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run_cli(*args, weights_dir, timeout=240) -> subprocess.CompletedProcess:

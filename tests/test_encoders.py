@@ -12,13 +12,7 @@ from colorizer.models.torchvision_weights import IMAGENET_MEAN, IMAGENET_STD, GR
 from colorizer.models.vgg import VGG16Encoder
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: one thread is faster, and much faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def bn(prefix, c):

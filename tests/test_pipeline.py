@@ -24,13 +24,7 @@ from colorizer.weights import WeightsError, save_checkpoint
 from conftest import REPO, TINY_INPUT_SIZE, build_tiny_default
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors on a machine that is busy with training: one thread is faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- inputs ---------------------------------------------------------------------------------------

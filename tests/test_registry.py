@@ -14,12 +14,7 @@ from colorizer.weights import WeightsError, save_checkpoint
 OFFICIAL = ("eccv16", "siggraph17")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_unet_checkpoint(path, seed=0):
