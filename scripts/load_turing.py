@@ -1,0 +1,251 @@
+#!/usr/bin/env python
+"""Load test of the Turing test: many concurrent simulated participants against the live app.
+
+    python scripts/load_turing.py                       # 100 participants x 20 votes, own server
+    python scripts/load_turing.py --participants 150 --votes 20 --think-ms 1000-2000
+    python scripts/load_turing.py --url http://127.0.0.1:7860/ --db sqlite:///data/turing.db
+
+Without --url it builds a pool in a temporary SQLite database (synthetic photos, or --photos,
+colorized by --models) and starts the app on a free port of 127.0.0.1 (``--app app.py``: the
+whole app; default: ``python -m turing_test serve``). Each participant is its own gradio_client
+Client: turing_start, then --votes turing_vote calls, each after a think time (a participant
+must look at the photo and decide: --think-ms, uniform range; 0 for back-to-back calls).
+
+Then it checks the database: every acknowledged vote is there exactly once, and there is no
+vote that was not acknowledged. It prints votes per second and the time from sending a vote to
+having the next image (the file downloaded), p50 / p95 / p99, and exits 1 if a check failed.
+Only loopback addresses are allowed as targets.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def synthetic_photos(folder: Path, n: int, size=320, seed=0) -> list[Path]:
+    import numpy as np
+    from PIL import Image
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    out = []
+    for i in range(n):
+        c = rng.uniform(20, 235, size=(4, 3))
+        img = (c[0] * (1 - xx[..., None]) * (1 - yy[..., None]) + c[1] * xx[..., None] * (1 - yy[..., None])
+               + c[2] * yy[..., None] * (1 - xx[..., None]) + c[3] * xx[..., None] * yy[..., None])
+        img += rng.normal(0, 8, img.shape)
+        p = folder / f"load_{i:03d}.jpg"
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(p, quality=92)
+        out.append(p)
+    return out
+
+
+def percentile(values, q):
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    k = (len(v) - 1) * q / 100.0
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def start_server(args, db_url: str, port: int, workdir: Path) -> subprocess.Popen:
+    import httpx
+    env = {**os.environ, "TURING_DB_URL": db_url, "TURING_DEMO": "0",
+           "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "TURING_STIMULUS_CACHE": str(workdir / "cache")}
+    if args.app:
+        cmd = [sys.executable, args.app]
+    else:
+        cmd = [sys.executable, "-m", "turing_test", "serve", "--host", "127.0.0.1", "--port",
+               str(port), "--no-demo"]
+    log = open(workdir / "server.log", "ab")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited; see {workdir / 'server.log'}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/config", timeout=2).status_code == 200:
+                print(f"server up after {time.time() - t0:.1f} s: {' '.join(cmd[1:])}")
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("the server did not start within 120 s")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--participants", type=int, default=100)
+    ap.add_argument("--votes", type=int, default=20, help="votes per participant")
+    ap.add_argument("--think-ms", default="1000-2000",
+                    help="think time before each vote, uniform range in ms (default 1000-2000; 0: none)")
+    ap.add_argument("--ramp-s", type=float, default=10.0, help="participants arrive over this many seconds")
+    ap.add_argument("--url", default=None, help="an app already running on 127.0.0.1 (needs --db)")
+    ap.add_argument("--db", default=None, help="its database URL (with --url), or where to build the pool")
+    ap.add_argument("--app", default=None, help="serve this app file (e.g. app.py) instead of turing_test serve")
+    ap.add_argument("--photos", default=None, help="photo folder for the pool (default: synthetic photos)")
+    ap.add_argument("--models", default="default", help="models for the pool (default: default)")
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--timeout-s", type=float, default=900, help="give up after this long")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    import gradio_client
+    from sqlalchemy import create_engine, text
+
+    rng = random.Random(args.seed)
+    think = [float(x) for x in str(args.think_ms).split("-")] if str(args.think_ms) != "0" else [0.0, 0.0]
+    if len(think) == 1:
+        think = think * 2
+    proc = None
+    tmp = Path(tempfile.mkdtemp(prefix="turing_load_"))
+    if args.url:
+        host = urlparse(args.url).hostname
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise SystemExit("only loopback targets (127.0.0.1) are allowed")
+        if not args.db:
+            raise SystemExit("--url needs --db (the app's database URL) for the checks")
+        base, db_url = args.url.rstrip("/") + "/", args.db
+    else:
+        from turing_test.pool import build_pool
+        from turing_test.store import Store
+        db_url = args.db or f"sqlite:///{tmp / 'load.db'}"
+        n_sources = args.votes + 4
+        photos = args.photos or synthetic_photos(tmp / "photos", n_sources, seed=args.seed)
+        from turing_test.survey import SurveyError
+        t0 = time.time()
+        try:
+            rep = build_pool(Store(db_url), photos, args.models.split(","), survey=f"load-{os.getpid()}",
+                             size=args.size, practice=0, attention=max(1, n_sources // 10),
+                             seed=args.seed, settings=dict(max_trials=args.votes, n_practice=0,
+                                                           n_attention=1, exposure_ms=1000))
+        except SurveyError as exc:
+            raise SystemExit(f"cannot build the pool: {exc}\n(--models names models whose weights "
+                             "are here; COLORIZER_WEIGHTS_DIR points to another weights folder)")
+        print(f"pool built in {time.time() - t0:.1f} s: {rep.text().splitlines()[0]}")
+        port = free_port()
+        proc = start_server(args, db_url, port, tmp)
+        base = f"http://127.0.0.1:{port}/"
+
+    lat_vote, lat_start = [], []
+    acked: list[tuple[str, str]] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    deadline = time.time() + args.timeout_s
+    run_id = f"{os.getpid()}_{int(time.time())}"
+
+    def participant(k: int, delay: float, seed: int):
+        prng = random.Random(seed)
+        ext = f"load_{run_id}_{k}"
+        try:
+            time.sleep(delay)
+            # plain HTTP on loopback: ssl_verify=False spares gradio_client loading the CA bundle
+            # for each of the several httpx clients it makes per call (tens of ms of CPU each)
+            c = gradio_client.Client(base, verbose=False, ssl_verify=False)
+            t = time.perf_counter()
+            img, _, _, end, token, _ = c.predict(ext, api_name="/turing_start")
+            with lock:
+                lat_start.append(time.perf_counter() - t)
+            n = 0
+            while not end and n < args.votes and time.time() < deadline:
+                if think[1] > 0:
+                    time.sleep(prng.uniform(think[0], think[1]) / 1000.0)
+                shown = Path(img).stem
+                t = time.perf_counter()
+                img, _, _, end, new_token, _ = c.predict(prng.choice(["real", "fake"]), token,
+                                                         api_name="/turing_vote")
+                dt = time.perf_counter() - t
+                if not end and (not img or not Path(img).is_file()):
+                    raise RuntimeError("no next image")
+                with lock:
+                    lat_vote.append(dt)
+                    acked.append((ext, shown))
+                token = new_token
+                n += 1
+            c.close()
+        except Exception as exc:
+            with lock:
+                errors.append(f"participant {k}: {exc!r}")
+
+    threads = [threading.Thread(target=participant,
+                                args=(k, args.ramp_s * k / max(1, args.participants), rng.random()),
+                                daemon=True)
+               for k in range(args.participants)]
+    t_start = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(1.0, deadline - time.time()))
+    wall = time.time() - t_start
+
+    ok = True
+    try:
+        eng = create_engine(db_url)
+        with eng.connect() as c:
+            rows = c.execute(text(
+                "SELECT p.external_id, v.stimulus_id FROM votes v JOIN participants p "
+                "ON p.id = v.participant_id WHERE p.external_id LIKE :pfx"),
+                {"pfx": f"load_{run_id}_%"}).all()
+        eng.dispose()
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    stored = [(a, b) for a, b in rows]
+    dup = len(stored) - len(set(stored))
+    missing = set(acked) - set(stored)
+    extra = set(stored) - set(acked)
+    expected = args.participants * args.votes
+    print(f"\nparticipants: {args.participants}, votes each: {args.votes}, think time: "
+          f"{args.think_ms} ms, ramp: {args.ramp_s:.0f} s, wall time: {wall:.1f} s")
+    print(f"acknowledged votes: {len(acked)} of {expected}; in the database: {len(stored)}; "
+          f"missing: {len(missing)}; stored twice: {dup}; not acknowledged but stored: {len(extra)}")
+    if errors:
+        ok = False
+        print(f"errors ({len(errors)}):", *errors[:10], sep="\n  ")
+    if missing or dup or extra or len(acked) != expected:
+        ok = False
+    active = wall - args.ramp_s * (args.participants - 1) / max(1, args.participants)
+    print(f"throughput: {len(acked) / wall:.1f} votes/s over the whole run "
+          f"({len(acked) / max(1e-9, active):.1f} votes/s once all had arrived)")
+    ms = [x * 1000 for x in lat_vote]
+    print(f"vote -> next image (ms): p50 {percentile(ms, 50):.0f}, p95 {percentile(ms, 95):.0f}, "
+          f"p99 {percentile(ms, 99):.0f}, max {max(ms) if ms else float('nan'):.0f}, "
+          f"mean {statistics.fmean(ms) if ms else float('nan'):.0f}")
+    sm = [x * 1000 for x in lat_start]
+    print(f"start -> first image (ms): p50 {percentile(sm, 50):.0f}, p95 {percentile(sm, 95):.0f}")
+    p95 = percentile(ms, 95)
+    print(f"target p95 < 300 ms: {'met' if p95 < 300 else 'NOT met'}; database check: "
+          f"{'every acknowledged vote exactly once' if ok else 'FAILED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

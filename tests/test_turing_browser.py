@@ -1,0 +1,154 @@
+"""The participant tab in a real browser (Debian's headless Chromium, driven by Playwright):
+the Prolific id from the URL, consent and start, the limited exposure, the buttons and the
+keyboard keys, the end screen; and the admin dashboard. Saves screenshots under
+tests/artifacts/.
+
+Skips where /usr/bin/chromium or the playwright package is missing (.ci/run installs both).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from turing_test import export_votes
+from turing_test.pool import build_pool
+from turing_test.store import Store
+from turing_helpers import free_port, make_photos
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ADMIN = "browser-admin-token"
+
+if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_checkpoint):
+    tmp = tmp_path_factory.mktemp("turing_browser")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COLORIZER_WEIGHTS_DIR", str(tiny_checkpoint.parent))
+        url = f"sqlite:///{tmp / 'turing.db'}"
+        build_pool(Store(url), make_photos(tmp / "photos", 8, size=(160, 120)), ["default"],
+                   survey="browser", size=128, practice=1, attention=1, seed=4,
+                   settings=dict(max_trials=3, n_practice=1, n_attention=1, exposure_ms=700,
+                                 completion_code="BRWS42"))
+        from turing_test.ui import build_turing_tabs
+        with gr.Blocks() as demo:
+            with gr.Tabs():
+                build_turing_tabs(db_url=url, admin_token=ADMIN, demo_survey=False,
+                                  stimulus_cache=tmp / "cache")
+        demo.queue()
+        port = free_port()
+        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+                    quiet=True, ssr_mode=False)
+        try:
+            yield {"base": f"http://127.0.0.1:{port}/", "url": url}
+        finally:
+            demo.close()
+
+
+@pytest.fixture(scope="module")
+def page():
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    with sync_api.sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1100, "height": 1000})
+        try:
+            pg = ctx.new_page()
+            pg.set_default_timeout(60_000)
+            yield pg
+        finally:
+            ctx.close()
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+def stimulus_visible(page) -> bool:
+    return page.evaluate("() => getComputedStyle(document.getElementById('turing-stimulus')).visibility") == "visible"
+
+
+def current_src(page) -> str:
+    return page.locator("#turing-stimulus img").first.get_attribute("src") or ""
+
+
+def wait_new_image(page, old_src: str, timeout=30):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        src = current_src(page) if page.locator("#turing-stimulus img").count() else ""
+        if src and src != old_src:
+            return src
+        time.sleep(0.05)
+    raise AssertionError("no new image")
+
+
+def test_participant_in_browser(server, page):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(server["base"] + "?PROLIFIC_PID=5f9e8d7c6b5a4&STUDY_ID=studyB&SESSION_ID=sess1",
+              wait_until="domcontentloaded")
+    pid_box = page.get_by_label("Participant id (optional)")
+    pid_box.wait_for()
+    t0 = time.time()
+    while pid_box.input_value() != "5f9e8d7c6b5a4" and time.time() - t0 < 20:
+        time.sleep(0.1)
+    assert pid_box.input_value() == "5f9e8d7c6b5a4"  # taken from the URL
+    page.get_by_role("button", name="I agree, start").click()
+    page.locator("#turing-stimulus img").first.wait_for()
+    src1 = current_src(page)
+    assert src1.rsplit("/", 1)[-1].split("?")[0][:-4].isalnum()
+    page.get_by_text("Practice 1 of 1").wait_for()
+    # shown, then hidden after the exposure time (700 ms)
+    t0 = time.time()
+    while not stimulus_visible(page) and time.time() - t0 < 10:
+        time.sleep(0.02)
+    assert stimulus_visible(page)
+    page.screenshot(path=str(ARTIFACTS / "turing_trial.png"))
+    time.sleep(1.2)
+    assert not stimulus_visible(page), "the photo should be hidden after its exposure time"
+
+    page.locator("#turing-real").click()  # practice vote with the button
+    src2 = wait_new_image(page, src1)
+    page.get_by_text("Practice:").wait_for()  # feedback on the practice trial
+    page.get_by_text("Photo 1 of 3").wait_for()
+    page.keyboard.press("c")  # the keyboard: C = colorized
+    src3 = wait_new_image(page, src2)
+    page.get_by_text("Photo 2 of 3").wait_for()
+    page.keyboard.press("r")
+    wait_new_image(page, src3)
+    page.get_by_text("Photo 3 of 3").wait_for()
+    page.locator("#turing-fake").click()
+    page.get_by_text("Your completion code").wait_for()
+    assert "BRWS42" in page.content()
+    page.screenshot(path=str(ARTIFACTS / "turing_end.png"))
+
+    df = export_votes(server["url"])
+    assert len(df) == 4 and df["practice"].tolist() == [True, False, False, False]
+    assert df["answer_real"].tolist()[1:] == [False, True, False]
+    # response times measured in the browser, from the photo's appearance
+    assert df["response_ms"].notna().all() and (df["response_ms"] > 0).all()
+    parts = Store(server["url"]).participants_frame()
+    assert parts.loc[0, "external_id"] == "5f9e8d7c6b5a4" and parts.loc[0, "study_id"] == "studyB"
+
+
+def test_admin_dashboard_in_browser(server, page):
+    page.goto(server["base"], wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Turing test: admin").click()
+    page.get_by_label("Admin token").fill("not the token")
+    page.get_by_role("button", name="Open dashboard").click()
+    page.get_by_text("wrong or missing admin token").first.wait_for()
+    assert not page.get_by_text("counted votes").count()
+    page.get_by_label("Admin token").fill(ADMIN)
+    page.get_by_role("button", name="Open dashboard").click()
+    page.get_by_text("counted votes").first.wait_for()
+    page.get_by_text("Excluded for failed attention checks").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "turing_admin.png"), full_page=True)

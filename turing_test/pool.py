@@ -1,0 +1,355 @@
+"""Stimuli: real photos and their colorized versions, made alike in everything but color.
+
+For each source photo (EXIF rotation applied, center-cropped to a square, resized to size x size
+with Lanczos) the pool stores:
+- the real version: those pixels;
+- one colorized version per model: the model's colorization of exactly those pixels (the model
+  sees only their lightness, so real and colorized share L);
+- optionally an attention check: the real photo with its hue turned half-way round (a and b
+  negated in Lab, saturation raised): obviously wrong colors, for which the right answer is
+  "fake".
+All versions are encoded by the same function (JPEG, same quality and chroma subsampling, no
+EXIF, ICC or other metadata), and each gets a random id that is also its file name: nothing a
+participant can see tells real from colorized or names the model.
+"""
+from __future__ import annotations
+
+import io
+import os
+import random
+import shutil
+import tempfile
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .store import NewStimulus, Store
+from .survey import SurveyError
+
+JPEG_QUALITY = 90
+JPEG_SUBSAMPLING = 2  # 4:2:0, what cameras and the web use
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+MIN_SIZE, MAX_SIZE = 64, 1024
+GRAY_CHROMA = 2.0  # mean |ab| below this: a gray photo, not usable as a real color photo
+ZIP_MAX_FILES = 5000
+ZIP_MAX_BYTES = 2 * 1024 ** 3
+DEMO_SURVEY = "demo"
+DEMO_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
+               "hubble_deep_field.jpg")
+
+
+@dataclass
+class PoolReport:
+    survey: str
+    sources: list[str] = field(default_factory=list)
+    practice_sources: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    counts: dict = field(default_factory=dict)  # kind -> number of stimuli
+
+    def text(self) -> str:
+        lines = [f"survey {self.survey!r}: {len(self.sources)} source photos "
+                 f"({len(self.practice_sources)} kept for practice); stimuli: "
+                 + ", ".join(f"{n} {k}" for k, n in self.counts.items())]
+        for name, why in self.skipped:
+            lines.append(f"  skipped {name}: {why}")
+        return "\n".join(lines)
+
+
+# --- the one processing path -------------------------------------------------------------------
+
+def to_rgb8(a: np.ndarray) -> np.ndarray:
+    """gray or RGB, uint8 / uint16 / float in [0, 1] -> RGB uint8."""
+    a = np.asarray(a)
+    if a.dtype == np.uint16:
+        a = (a.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        a = (np.clip(a.astype(np.float32), 0, 1) * 255.0 + 0.5).astype(np.uint8)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    return np.ascontiguousarray(a[..., :3])
+
+
+def square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Center crop to a square, then Lanczos resize to size x size."""
+    h, w = rgb.shape[:2]
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    im = Image.fromarray(rgb[y:y + s, x:x + s])
+    if s != size:
+        im = im.resize((size, size), Image.Resampling.LANCZOS)
+    return np.asarray(im.convert("RGB"))
+
+
+def encode(rgb: np.ndarray) -> bytes:
+    """The encoder every stimulus goes through: baseline JPEG, fixed quality and subsampling,
+    no metadata (no EXIF, ICC profile, comment or JFIF density taken from any source)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB").save(
+        buf, format="JPEG", quality=JPEG_QUALITY, subsampling=JPEG_SUBSAMPLING, optimize=True)
+    return buf.getvalue()
+
+
+def mean_chroma(rgb: np.ndarray) -> float:
+    from colorizer import lab
+    ab = lab.rgb_to_lab(rgb)[..., 1:]
+    return float(np.sqrt((ab.astype(np.float32) ** 2).sum(-1)).mean())
+
+
+def attention_version(rgb: np.ndarray) -> np.ndarray:
+    """Hue turned by 180 degrees (a, b negated) and saturation raised: skies go orange, faces
+    blue-green; unmistakably wrong for anyone who looks."""
+    from colorizer import lab
+    labim = lab.rgb_to_lab(rgb)
+    ab = -1.6 * labim[..., 1:]
+    return lab.l_ab_to_rgb_uint8(labim[..., 0], ab)
+
+
+def load_source(path_or_image, size: int) -> np.ndarray:
+    """A source photo -> the size x size RGB real stimulus. Raises ImageError (unreadable) or
+    SurveyError (gray photo)."""
+    from colorizer.pipeline import load_image
+    rgb = square_resize(to_rgb8(load_image(path_or_image)), size)
+    if mean_chroma(rgb) < GRAY_CHROMA:
+        raise SurveyError("it is a gray (black-and-white) photo: the pool needs color photos")
+    return rgb
+
+
+def list_photos(folder) -> list[Path]:
+    folder = Path(folder)
+    if not folder.exists():
+        raise SurveyError(f"the photo folder {folder} does not exist")
+    if folder.is_file():
+        return [folder]
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+
+
+def _check_size(size) -> int:
+    try:
+        size = int(size)
+    except (TypeError, ValueError):
+        raise SurveyError("the stimulus size must be a whole number of pixels") from None
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise SurveyError(f"the stimulus size must be from {MIN_SIZE} to {MAX_SIZE} px")
+    return size
+
+
+def _check_name(name) -> str:
+    name = (name or "").strip() if isinstance(name, str) else ""
+    if not name or len(name) > 100:
+        raise SurveyError("a survey name of 1 to 100 characters is needed")
+    return name
+
+
+def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
+               practice: int = 2, attention: int | None = None, activate: bool = True,
+               is_demo: bool = False, settings: dict | None = None, seed: int | None = None,
+               progress=None, only_if_no_survey: bool = False) -> PoolReport:
+    """Build (or extend) a survey's pool from photos (a folder, or a list of files).
+
+    models: model names (see ``python -m colorizer models``), or loaded Colorizer objects.
+    practice: how many source photos to keep for the practice trials (at most a fifth of them).
+    attention: how many source photos also get an attention-check version (default: a tenth,
+    at least 2 when there are 10 photos or more, else 1).
+    Everything is computed first and written in one transaction: a failure writes nothing.
+    progress: optional callable(fraction, text).
+    """
+    import colorizer
+
+    name = _check_name(survey)
+    size = _check_size(size)
+    files = list_photos(photos) if isinstance(photos, (str, os.PathLike)) else [Path(p) for p in photos]
+    if isinstance(models, str):
+        models = [m for m in models.split(",")]
+    models = [m.strip() if isinstance(m, str) else m for m in models]
+    models = [m for m in models if m != ""]
+    if not models:
+        raise SurveyError("name at least one model (python -m colorizer models lists them)")
+    loaded = []
+    for m in models:
+        if isinstance(m, str):
+            try:
+                loaded.append((colorizer.resolve(m).name, colorizer.load_colorizer(m)))
+            except colorizer.ColorizerError as exc:
+                raise SurveyError(str(exc)) from exc
+            except Exception as exc:  # WeightsError and friends
+                raise SurveyError(f"model {m!r} cannot be loaded: {exc}") from exc
+        else:
+            loaded.append((m.name, m))
+    if len({n for n, _ in loaded}) != len(loaded):
+        raise SurveyError("each model may be named only once")
+
+    info = store.get_survey(name)
+    if info is not None and info["image_size"] != size:
+        raise SurveyError(f"survey {name!r} uses {info['image_size']} px stimuli; build with "
+                          f"--size {info['image_size']} or choose another survey name")
+    report = PoolReport(survey=name)
+    existing = store.sources_of(name)
+    reals: list[tuple[str, np.ndarray]] = []
+    seen_names: set[str] = set()
+    for i, f in enumerate(files):
+        src = f.name
+        k = 2
+        while src in seen_names:  # two photos of the same name in different folders
+            src = f"{f.name}#{k}"
+            k += 1
+        if progress:
+            progress(0.3 * i / max(1, len(files)), f"reading {f.name}")
+        if src in existing:
+            report.skipped.append((src, f"already in survey {name!r}"))
+            continue
+        try:
+            reals.append((src, load_source(f, size)))
+            seen_names.add(src)
+        except (colorizer.ImageError, SurveyError) as exc:
+            report.skipped.append((src, str(exc)))
+    if not reals:
+        raise SurveyError("no usable color photo was found" + (
+            ": " + "; ".join(f"{n}: {w}" for n, w in report.skipped[:5]) if report.skipped else
+            f" in {photos}"))
+
+    rng = random.Random(seed)
+    n_practice = min(max(0, int(practice)), len(reals) // 5)
+    order = list(range(len(reals)))
+    rng.shuffle(order)
+    practice_idx = set(order[:n_practice])
+    main_idx = [i for i in order if i not in practice_idx]
+    if attention is None:
+        attention = max(2 if len(main_idx) >= 10 else 1, len(main_idx) // 10)
+    attention_idx = set(main_idx[:max(0, min(int(attention), len(main_idx)))])
+
+    stimuli: list[NewStimulus] = []
+    total = len(reals) * len(loaded)
+    done = 0
+    for i, (src, rgb) in enumerate(reals):
+        is_practice = i in practice_idx
+        stimuli.append(NewStimulus(source=src, kind="real", image=encode(rgb), width=size,
+                                   height=size, practice=is_practice))
+        for model_name, c in loaded:
+            if progress:
+                progress(0.3 + 0.65 * done / max(1, total), f"colorizing {src} with {model_name}")
+            out = c.colorize(rgb)
+            if out.shape[:2] != rgb.shape[:2]:
+                raise SurveyError(f"model {model_name!r} changed the image size")
+            stimuli.append(NewStimulus(source=src, kind="generated", model=model_name,
+                                       image=encode(to_rgb8(out)), width=size, height=size,
+                                       practice=is_practice))
+            done += 1
+        if i in attention_idx:
+            stimuli.append(NewStimulus(source=src, kind="attention",
+                                       image=encode(attention_version(rgb)), width=size,
+                                       height=size))
+        if is_practice:
+            report.practice_sources.append(src)
+        report.sources.append(src)
+    if progress:
+        progress(0.97, "saving")
+    saved = store.save_pool(name, stimuli, image_size=size, activate=activate, is_demo=is_demo,
+                            settings=settings, only_if_no_survey=only_if_no_survey)
+    if saved is None:
+        return None
+    for k in ("real", "generated", "attention"):
+        report.counts[k] = sum(s.kind == k for s in stimuli)
+    return report
+
+
+def extract_zip(zip_path, dest) -> Path:
+    """Unpack the image files of an uploaded zip safely (no paths outside dest, bounded size)."""
+    dest = Path(dest)
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SurveyError(f"the upload is not a readable zip file ({exc})") from exc
+    with zf:
+        members = [m for m in zf.infolist() if not m.is_dir()
+                   and Path(m.filename).suffix.lower() in IMAGE_EXTS
+                   and not Path(m.filename).name.startswith((".", "__MACOSX"))
+                   and "__MACOSX" not in m.filename]
+        if not members:
+            raise SurveyError("the zip holds no photos (JPEG, PNG, TIFF, WebP, BMP)")
+        if len(members) > ZIP_MAX_FILES:
+            raise SurveyError(f"the zip holds {len(members)} photos; at most {ZIP_MAX_FILES}")
+        if sum(m.file_size for m in members) > ZIP_MAX_BYTES:
+            raise SurveyError("the zip's photos take more than 2 GB unpacked")
+        for k, m in enumerate(members):
+            target = dest / f"{k:05d}" / Path(m.filename).name
+            target.parent.mkdir()
+            with zf.open(m) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+    return dest
+
+
+def build_pool_from_zip(store: Store, zip_path, models, **kwargs) -> PoolReport:
+    with tempfile.TemporaryDirectory(prefix="turing_zip_") as tmp:
+        extract_zip(zip_path, tmp)
+        return build_pool(store, list_photos(tmp), models, **kwargs)
+
+
+# --- the demo survey ---------------------------------------------------------------------------
+
+_demo_lock = threading.Lock()
+
+
+def demo_photos() -> list[Path]:
+    """scikit-image's sample color photos (shipped with the package)."""
+    import skimage
+    d = Path(skimage.__file__).parent / "data"
+    return [d / n for n in DEMO_PHOTOS if (d / n).is_file()]
+
+
+def ensure_demo_survey(store: Store, model: str | None = None) -> str:
+    """On an empty database, build a small demo survey (scikit-image's photos, the default model,
+    or the first model whose weights are here). Returns a line saying what happened."""
+    with _demo_lock:
+        if store.has_surveys():
+            return "a survey exists already"
+        import colorizer
+        if model is None:
+            names = [m["name"] for m in colorizer.list_models()]
+            default = colorizer.DEFAULT_MODEL
+            if default in names:
+                model = default
+            elif names:
+                model = names[0]
+            else:
+                return ("no demo survey: no colorization model has its weights here "
+                        "(python -m colorizer models)")
+        photos = demo_photos()
+        if not photos:
+            return "no demo survey: scikit-image's sample photos are not installed"
+        rep = build_pool(store, photos, [model], survey=DEMO_SURVEY, size=256, practice=1,
+                         attention=2, activate=True, is_demo=True, seed=0,
+                         settings=dict(max_trials=10, n_practice=1, n_attention=1),
+                         only_if_no_survey=True)
+        return rep.text() if rep else "a survey exists already"
+
+
+# --- files for serving -------------------------------------------------------------------------
+
+class StimulusFiles:
+    """Stimulus images as files named <random id>.jpg in a cache folder (Gradio serves files)."""
+
+    def __init__(self, store: Store, folder=None):
+        self.store = store
+        self.folder = Path(folder or os.environ.get("TURING_STIMULUS_CACHE")
+                           or Path(tempfile.gettempdir()) / "turing_stimuli")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._known: set[str] = set()
+        self._lock = threading.Lock()
+
+    def path(self, stimulus_id: str) -> str:
+        p = self.folder / f"{stimulus_id}.jpg"
+        if stimulus_id in self._known:
+            return str(p)
+        if not p.exists():
+            data = self.store.stimulus_image(stimulus_id)
+            tmp = self.folder / f".{stimulus_id}.{threading.get_ident()}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, p)
+        with self._lock:
+            self._known.add(stimulus_id)
+        return str(p)

@@ -1,0 +1,441 @@
+"""Everything the survey reads and writes, one transaction (``with Session.begin()``) per request.
+
+A vote is committed before the next image is handed out: when :meth:`Store.vote` returns, the
+vote is on disk (SQLite: WAL with synchronous=FULL; PostgreSQL: its commit). Requests that would
+write something wrong (unknown answer, no session, a stimulus not assigned to this participant,
+after the end) raise :class:`~turing_test.survey.SurveyError` and write nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from . import db, survey
+from .models import (Assignment, Base, Participant, Stimulus, Survey, Vote, as_utc, new_id,
+                     utcnow)
+from .survey import SurveyError
+
+VOTE_COLUMNS = ["participant", "stimulus", "source", "kind", "model", "answer_real",
+                "response_ms", "voted_at", "practice"]
+SETTINGS = ("exposure_ms", "max_trials", "n_practice", "n_attention", "completion_code",
+            "completion_url")
+
+
+@dataclass
+class TrialView:
+    """What the participant sees next: an image (stimulus_id, token) or the end screen."""
+    participant_id: str
+    survey_id: int
+    position: int  # 0-based, in the whole sequence (practice included)
+    n_trials: int
+    n_practice: int
+    exposure_ms: int
+    stimulus_id: str | None = None  # None at the end
+    token: str | None = None
+    practice: bool = False
+    feedback: str = ""  # after a practice trial
+    finished: bool = False
+    end_message: str = ""
+    duplicate: bool = False  # the request repeated a vote already counted: nothing written
+    resumed: bool = False
+
+    @property
+    def progress(self) -> str:
+        if self.finished:
+            return "**Done**"
+        return survey.progress_text(self.position, self.n_practice, self.n_trials)
+
+
+@dataclass
+class NewStimulus:
+    source: str
+    kind: str
+    image: bytes
+    width: int
+    height: int
+    model: str | None = None
+    practice: bool = False
+    id: str = field(default_factory=new_id)
+
+
+class Store:
+    def __init__(self, url: str | None = None, create: bool = True):
+        self.url = db.normalize_url(url or db.default_db_url())
+        self.engine = db.get_engine(self.url)
+        self.sqlite = db.is_sqlite(self.engine)
+        self.Session = sessionmaker(self.engine, expire_on_commit=False)
+        self.ReadSession = sessionmaker(db.reader(self.engine), expire_on_commit=False)
+        # SQLite has one writer at a time: queue this process's writers on a lock (first come,
+        # first served, no busy-wait sleeps); other processes wait on the busy timeout.
+        self._write_lock = threading.Lock() if self.sqlite else None
+        if create:
+            Base.metadata.create_all(self.engine)
+
+    def __repr__(self):
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    @contextlib.contextmanager
+    def write(self):
+        """A write transaction: ``with store.write() as s: ...`` commits at the end."""
+        lock = self._write_lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            with self.Session.begin() as s:
+                yield s
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def read(self):
+        return self.ReadSession.begin()
+
+    # --- surveys ---------------------------------------------------------------------------
+
+    def survey_names(self) -> list[str]:
+        with self.read() as s:
+            return list(s.scalars(select(Survey.name).order_by(Survey.created_at, Survey.id)))
+
+    def has_surveys(self) -> bool:
+        with self.read() as s:
+            return s.scalar(select(func.count(Survey.id))) > 0
+
+    def get_survey(self, name: str) -> dict | None:
+        with self.read() as s:
+            sv = s.scalar(select(Survey).where(Survey.name == name))
+            return _survey_dict(sv) if sv else None
+
+    def active_survey(self) -> dict | None:
+        with self.read() as s:
+            sv = s.scalar(select(Survey).where(Survey.active.is_(True))
+                          .order_by(Survey.created_at.desc(), Survey.id.desc()).limit(1))
+            return _survey_dict(sv) if sv else None
+
+    def list_surveys(self) -> list[dict]:
+        """Every survey with its settings and counts."""
+        with self.read() as s:
+            out = []
+            for sv in s.scalars(select(Survey).order_by(Survey.created_at, Survey.id)):
+                d = _survey_dict(sv)
+                kinds = dict(s.execute(select(Stimulus.kind, func.count()).where(
+                    Stimulus.survey_id == sv.id).group_by(Stimulus.kind)).all())
+                d["stimuli"] = {k: int(kinds.get(k, 0)) for k in ("real", "generated", "attention")}
+                d["sources"] = int(s.scalar(select(func.count(func.distinct(Stimulus.source))).where(
+                    Stimulus.survey_id == sv.id)) or 0)
+                d["participants"] = int(s.scalar(select(func.count(Participant.id)).where(
+                    Participant.survey_id == sv.id)) or 0)
+                d["finished"] = int(s.scalar(select(func.count(Participant.id)).where(
+                    Participant.survey_id == sv.id, Participant.finished_at.is_not(None))) or 0)
+                d["votes"] = int(s.scalar(select(func.count(Vote.id)).join(
+                    Participant, Vote.participant_id == Participant.id).where(
+                    Participant.survey_id == sv.id)) or 0)
+                out.append(d)
+            return out
+
+    def save_pool(self, name: str, stimuli: list[NewStimulus], *, image_size: int,
+                  activate: bool = True, is_demo: bool = False, settings: dict | None = None,
+                  only_if_no_survey: bool = False) -> dict | None:
+        """Create the survey (or add to it) with these stimuli, all in one transaction.
+
+        only_if_no_survey: write nothing (return None) when any survey exists already (the demo).
+        """
+        with self.write() as s:
+            if only_if_no_survey and s.scalar(select(func.count(Survey.id))):
+                return None
+            sv = s.scalar(select(Survey).where(Survey.name == name))
+            if sv is None:
+                sv = Survey(name=name, image_size=image_size, is_demo=is_demo,
+                            **(settings or {}))
+                s.add(sv)
+                s.flush()
+            elif sv.image_size != image_size:
+                raise SurveyError(f"survey {name!r} uses {sv.image_size} px stimuli; build with "
+                                  f"--size {sv.image_size} or choose another survey name")
+            for st in stimuli:
+                if st.kind not in ("real", "generated", "attention"):
+                    raise SurveyError(f"unknown stimulus kind {st.kind!r}")
+                s.add(Stimulus(id=st.id, survey_id=sv.id, source=st.source[:255], kind=st.kind,
+                               model=st.model, practice=st.practice, width=st.width,
+                               height=st.height, image=st.image))
+            if activate:
+                s.execute(update(Survey).where(Survey.id != sv.id).values(active=False))
+                sv.active = True
+            s.flush()
+            return _survey_dict(sv)
+
+    def sources_of(self, name: str) -> set[str]:
+        with self.read() as s:
+            return set(s.scalars(select(Stimulus.source).join(Survey).where(Survey.name == name)))
+
+    def set_active(self, name: str) -> None:
+        with self.write() as s:
+            sv = s.scalar(select(Survey).where(Survey.name == name))
+            if sv is None:
+                raise SurveyError(f"there is no survey named {name!r}")
+            s.execute(update(Survey).where(Survey.id != sv.id).values(active=False))
+            sv.active = True
+
+    def update_settings(self, name: str, *, active: bool | None = None, **settings) -> dict:
+        clean = survey.check_settings(**settings)
+        with self.write() as s:
+            sv = s.scalar(select(Survey).where(Survey.name == name))
+            if sv is None:
+                raise SurveyError(f"there is no survey named {name!r}")
+            for k, v in clean.items():
+                setattr(sv, k, v)
+            if active is True:
+                s.execute(update(Survey).where(Survey.id != sv.id).values(active=False))
+                sv.active = True
+            elif active is False:
+                sv.active = False
+            s.flush()
+            return _survey_dict(sv)
+
+    def stimulus_image(self, stimulus_id: str) -> bytes:
+        with self.read() as s:
+            data = s.scalar(select(Stimulus.image).where(Stimulus.id == stimulus_id))
+            if data is None:
+                raise KeyError(stimulus_id)
+            return bytes(data)
+
+    def stimulus_images(self, ids) -> dict[str, bytes]:
+        ids = list(ids)
+        out = {}
+        with self.read() as s:
+            for i in range(0, len(ids), 500):
+                for sid, data in s.execute(select(Stimulus.id, Stimulus.image).where(
+                        Stimulus.id.in_(ids[i:i + 500]))):
+                    out[sid] = bytes(data)
+        return out
+
+    # --- the participant flow ----------------------------------------------------------------
+
+    def start(self, external_id: str | None = None, *, study_id: str | None = None,
+              session_id: str | None = None, survey_name: str | None = None,
+              rng: random.Random | None = None) -> TrialView:
+        """A new participant of the active survey (or survey_name) with their planned trials, or,
+        for a participant id seen before in this survey, where they left off."""
+        ext = survey.clean_participant_id(external_id)
+        study_id = survey.clean_participant_id(study_id, "study id")
+        session_id = survey.clean_participant_id(session_id, "session id")
+        for attempt in range(2):
+            try:
+                return self._start(ext, study_id, session_id, survey_name, rng)
+            except IntegrityError:
+                # the same participant id started twice at once (PostgreSQL): resume instead
+                if attempt or not ext:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start(self, ext, study_id, session_id, survey_name, rng) -> TrialView:
+        now = utcnow()
+        with self.write() as s:
+            q = select(Survey)
+            q = q.where(Survey.name == survey_name) if survey_name else q.where(Survey.active.is_(True))
+            sv = s.scalar(q.order_by(Survey.created_at.desc(), Survey.id.desc()).limit(1))
+            if sv is None:
+                raise SurveyError(f"there is no survey named {survey_name!r}" if survey_name else
+                                  "no survey is running at the moment: please come back later")
+            if ext:
+                p = s.scalar(select(Participant).where(Participant.survey_id == sv.id,
+                                                       Participant.external_id == ext).with_for_update())
+                if p is not None:
+                    view = self._view(s, sv, p, now=now, mark_shown=True)
+                    view.resumed = True
+                    return view
+            infos = [survey.StimulusInfo(id=i, source=src, kind=k, practice=pr)
+                     for i, src, k, pr in s.execute(select(
+                         Stimulus.id, Stimulus.source, Stimulus.kind, Stimulus.practice).where(
+                         Stimulus.survey_id == sv.id))]
+            counts = dict(s.execute(select(Assignment.stimulus_id, func.count()).join(
+                Stimulus, Assignment.stimulus_id == Stimulus.id).where(
+                Stimulus.survey_id == sv.id).group_by(Assignment.stimulus_id)).all())
+            infos = [survey.StimulusInfo(i.id, i.source, i.kind, i.practice, int(counts.get(i.id, 0)))
+                     for i in infos]
+            plan = survey.plan_trials(infos, max_trials=sv.max_trials, n_practice=sv.n_practice,
+                                      n_attention=sv.n_attention, rng=rng)
+            n_practice = sum(t.practice for t in plan)
+            p = Participant(id=new_id(), survey_id=sv.id, external_id=ext, study_id=study_id,
+                            session_id=session_id, started_at=now, n_trials=len(plan),
+                            n_practice=n_practice, next_position=0)
+            s.add(p)
+            s.flush()
+            s.add_all([Assignment(participant_id=p.id, stimulus_id=t.stimulus_id, position=i,
+                                  practice=t.practice, token=new_id(),
+                                  shown_at=now if i == 0 else None)
+                       for i, t in enumerate(plan)])
+            s.flush()
+            return self._view(s, sv, p, now=now)
+
+    def current(self, participant_id: str) -> TrialView:
+        """Where a participant is now (nothing written)."""
+        with self.read() as s:
+            p = s.get(Participant, participant_id)
+            if p is None:
+                raise SurveyError("unknown session: press Start to begin")
+            return self._view(s, s.get(Survey, p.survey_id), p)
+
+    def vote(self, participant_id: str | None, answer, token: str | None = None,
+             client_ms=None) -> TrialView:
+        """Record the answer to the participant's current image and return what comes next.
+
+        token: the trial token sent with the image (optional): a token already answered is a
+        repeated request and counts nothing; a token that is not this participant's current
+        image is refused. client_ms: the response time the browser measured (used when it is
+        plausible, else the server's time between handing out the image and the vote).
+        """
+        answer_real = survey.parse_answer(answer)
+        token = survey.clean_token(token)
+        if not participant_id or not isinstance(participant_id, str) or len(participant_id) > 64:
+            raise SurveyError("no session: press Start before voting")
+        now = utcnow()
+        with self.write() as s:
+            p = s.scalar(select(Participant).where(Participant.id == participant_id).with_for_update())
+            if p is None:
+                raise SurveyError("unknown session: press Start to begin")
+            sv = s.get(Survey, p.survey_id)
+            cur = None
+            if p.next_position < p.n_trials:
+                cur = s.scalar(select(Assignment).where(Assignment.participant_id == p.id,
+                                                        Assignment.position == p.next_position))
+            if token and (cur is None or token != cur.token):
+                prev = s.scalar(select(Assignment).where(Assignment.token == token))
+                if prev is None or prev.participant_id != p.id:
+                    raise SurveyError("that image is not assigned to you: vote on the image you "
+                                      "were shown")
+                if prev.position < p.next_position:  # answered before: a repeated request
+                    view = self._view(s, sv, p)
+                    view.duplicate = True
+                    return view
+                raise SurveyError("that image is not your current one")
+            if cur is None:
+                raise SurveyError("you have already finished this survey: "
+                                  + survey.score_text(*self._score(s, p.id)))
+            kind = s.scalar(select(Stimulus.kind).where(Stimulus.id == cur.stimulus_id))
+            shown = as_utc(cur.shown_at)
+            server_ms = int((now - shown).total_seconds() * 1000) if shown else None
+            response_ms = server_ms
+            try:
+                c = None if client_ms in (None, "") else float(client_ms)
+            except (TypeError, ValueError):
+                c = None
+            if c is not None and c == c and 0 < c <= (server_ms if server_ms is not None else 3.6e6) + 1000:
+                response_ms = int(round(c))
+            s.add(Vote(participant_id=p.id, stimulus_id=cur.stimulus_id, assignment_id=cur.id,
+                       answer_real=answer_real, response_ms=response_ms, voted_at=now,
+                       practice=cur.practice))
+            p.next_position = p.next_position + 1
+            if p.next_position >= p.n_trials:
+                p.finished_at = now
+            s.flush()
+            view = self._view(s, sv, p, now=now, mark_shown=True)
+            if cur.practice:
+                view.feedback = survey.practice_feedback(kind, answer_real)
+            return view
+
+    def _score(self, s, participant_id: str) -> tuple[int, int]:
+        rows = s.execute(select(Stimulus.kind, Vote.answer_real).join(
+            Stimulus, Vote.stimulus_id == Stimulus.id).where(
+            Vote.participant_id == participant_id, Vote.practice.is_(False))).all()
+        return sum(survey.is_correct(k, a) for k, a in rows), len(rows)
+
+    def _view(self, s, sv: Survey, p: Participant, *, now: datetime | None = None,
+              mark_shown: bool = False) -> TrialView:
+        view = TrialView(participant_id=p.id, survey_id=sv.id, position=p.next_position,
+                         n_trials=p.n_trials, n_practice=p.n_practice, exposure_ms=sv.exposure_ms)
+        if p.next_position >= p.n_trials:
+            view.finished = True
+            n_correct, n_counted = self._score(s, p.id)
+            view.end_message = survey.end_message(n_correct=n_correct, n_counted=n_counted,
+                                                  completion_code=sv.completion_code,
+                                                  completion_url=sv.completion_url)
+            return view
+        a = s.scalar(select(Assignment).where(Assignment.participant_id == p.id,
+                                              Assignment.position == p.next_position))
+        if mark_shown:
+            a.shown_at = now or utcnow()
+        view.stimulus_id, view.token, view.practice = a.stimulus_id, a.token, a.practice
+        return view
+
+    # --- export ----------------------------------------------------------------------------
+
+    def votes_frame(self, survey_name: str | None = None):
+        """One row per vote (see turing_test.export_votes)."""
+        import pandas as pd
+        q = (select(Vote.participant_id, Vote.stimulus_id, Stimulus.source, Stimulus.kind,
+                    Stimulus.model, Vote.answer_real, Vote.response_ms, Vote.voted_at, Vote.practice)
+             .join(Stimulus, Vote.stimulus_id == Stimulus.id).order_by(Vote.id))
+        if survey_name:
+            q = q.join(Survey, Stimulus.survey_id == Survey.id).where(Survey.name == survey_name)
+        with self.read() as s:
+            rows = s.execute(q).all()
+        df = pd.DataFrame([tuple(r) for r in rows], columns=VOTE_COLUMNS)
+        df["answer_real"] = df["answer_real"].astype(bool)
+        df["practice"] = df["practice"].astype(bool)
+        df["response_ms"] = pd.array(df["response_ms"].tolist(), dtype="Int64")
+        df["voted_at"] = pd.to_datetime(pd.Series([as_utc(v) for v in df["voted_at"]], dtype=object),
+                                        utc=True)
+        df["model"] = df["model"].astype(object).where(df["model"].notna(), None)
+        return df
+
+    def participants_frame(self, survey_name: str | None = None):
+        import pandas as pd
+        q = (select(Participant.id, Survey.name, Participant.external_id, Participant.study_id,
+                    Participant.session_id, Participant.started_at, Participant.finished_at,
+                    Participant.n_trials, Participant.n_practice, Participant.next_position)
+             .join(Survey, Participant.survey_id == Survey.id).order_by(Participant.started_at))
+        if survey_name:
+            q = q.where(Survey.name == survey_name)
+        with self.read() as s:
+            rows = s.execute(q).all()
+        df = pd.DataFrame([tuple(r) for r in rows], columns=[
+            "participant", "survey", "external_id", "study_id", "session_id", "started_at",
+            "finished_at", "n_trials", "n_practice", "answered"])
+        for c in ("started_at", "finished_at"):
+            df[c] = pd.to_datetime(pd.Series([as_utc(v) for v in df[c]], dtype=object), utc=True)
+        return df
+
+    def stimuli_frame(self, survey_name: str | None = None):
+        import pandas as pd
+        q = select(Stimulus.id, Survey.name, Stimulus.source, Stimulus.kind, Stimulus.model,
+                   Stimulus.practice, Stimulus.width, Stimulus.height).join(
+            Survey, Stimulus.survey_id == Survey.id).order_by(Stimulus.source, Stimulus.kind)
+        if survey_name:
+            q = q.where(Survey.name == survey_name)
+        with self.read() as s:
+            rows = s.execute(q).all()
+        return pd.DataFrame([tuple(r) for r in rows], columns=[
+            "stimulus", "survey", "source", "kind", "model", "practice", "width", "height"])
+
+
+def _survey_dict(sv: Survey) -> dict:
+    return dict(id=sv.id, name=sv.name, active=bool(sv.active), is_demo=bool(sv.is_demo),
+                image_size=sv.image_size, created_at=as_utc(sv.created_at),
+                **{k: getattr(sv, k) for k in SETTINGS})
+
+
+_stores: dict[str, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def get_store(url: str | None = None) -> Store:
+    """The process-wide Store of a URL (default: $TURING_DB_URL or the default SQLite file)."""
+    key = db.normalize_url(url or db.default_db_url())
+    with _stores_lock:
+        st = _stores.get(key)
+        if st is None:
+            st = _stores[key] = Store(key)
+        return st
+
+
+def reset_stores() -> None:
+    with _stores_lock:
+        _stores.clear()
+    db.dispose_all()

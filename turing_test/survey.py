@@ -1,0 +1,219 @@
+"""The survey's pure logic: input checks, trial assignment, practice, scoring, completion.
+
+No database and no Gradio here; store.py and ui.py call these functions.
+
+Assignment (per participant, at start):
+- practice: up to ``n_practice`` stimuli of the sources reserved for practice (distinct sources,
+  real and colorized mixed), shown first with feedback and not counted;
+- counted trials: at most ``max_trials``, each source photo at most once (never its real and a
+  colorized version, nor two models' versions), up to ``n_attention`` of them attention checks;
+  stimuli are taken least-assigned first (ties broken at random) so that votes spread evenly over
+  the pool, then shown in a random order.
+"""
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+ANSWERS = {"real": True, "fake": False}
+MAX_ID_LEN = 64
+MAX_TOKEN_LEN = 64
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+\-]*$")
+MAX_TRIALS_LIMIT = 500
+MAX_EXPOSURE_MS = 60_000
+
+
+class SurveyError(ValueError):
+    """A request the survey refuses, with a message meant for the participant or the API caller."""
+
+
+@dataclass(frozen=True)
+class StimulusInfo:
+    id: str
+    source: str
+    kind: str  # real | generated | attention
+    practice: bool = False
+    n_assigned: int = 0
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    stimulus_id: str
+    practice: bool
+
+
+def parse_answer(value) -> bool:
+    """'real' -> True, 'fake' -> False (case and surrounding spaces ignored); anything else refused."""
+    if not isinstance(value, str) or len(value) > 16:
+        raise SurveyError('the answer must be "real" or "fake"')
+    key = value.strip().lower()
+    if key not in ANSWERS:
+        raise SurveyError(f'unknown answer {value.strip()[:16]!r}: the answer must be "real" or "fake"')
+    return ANSWERS[key]
+
+
+def clean_participant_id(value, what: str = "participant id") -> str | None:
+    """An optional id (Prolific PID, study or session id, or one typed): None when empty; refused
+    when longer than 64 characters or with characters other than letters, digits and _.:@+-."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SurveyError(f"the {what} must be text")
+    if len(value) > 4 * MAX_ID_LEN:
+        raise SurveyError(f"the {what} is too long ({len(value)} characters; at most {MAX_ID_LEN})")
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > MAX_ID_LEN:
+        raise SurveyError(f"the {what} is too long ({len(value)} characters; at most {MAX_ID_LEN})")
+    if not _ID_RE.match(value):
+        raise SurveyError(f"the {what} may contain only letters, digits and the characters _ . : @ + -")
+    return value
+
+
+def clean_token(value) -> str | None:
+    """The trial token sent with each image (optional in API calls)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_TOKEN_LEN:
+        raise SurveyError("invalid trial token")
+    value = value.strip()
+    if value and not re.fullmatch(r"[0-9a-f]{1,64}", value):
+        raise SurveyError("invalid trial token")
+    return value or None
+
+
+def parse_url_params(query: str | None) -> dict:
+    """'PROLIFIC_PID=..&STUDY_ID=..&SESSION_ID=..' (the page's query string) -> cleaned dict."""
+    from urllib.parse import parse_qs
+    out = {}
+    if not query:
+        return out
+    if not isinstance(query, str) or len(query) > 2048:
+        raise SurveyError("the URL parameters are too long")
+    q = parse_qs(query.lstrip("?"), keep_blank_values=False)
+    for key, name in (("PROLIFIC_PID", "participant id"), ("STUDY_ID", "study id"),
+                      ("SESSION_ID", "session id")):
+        if q.get(key):
+            out[key] = clean_participant_id(q[key][0], name)
+    return out
+
+
+def check_settings(*, exposure_ms, max_trials, n_practice, n_attention, completion_code="",
+                   completion_url="") -> dict:
+    """Validate survey settings from the admin tab; returns them cleaned."""
+    def as_int(v, name, lo, hi):
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise SurveyError(f"{name} must be a number") from None
+        if f != int(f) or not lo <= f <= hi:
+            raise SurveyError(f"{name} must be a whole number from {lo} to {hi}")
+        return int(f)
+
+    code = (completion_code or "").strip()
+    if len(code) > 64 or (code and not re.fullmatch(r"[A-Za-z0-9_\-]+", code)):
+        raise SurveyError("the completion code may have at most 64 letters, digits, _ or -")
+    url = (completion_url or "").strip()
+    if len(url) > 500 or (url and not re.match(r"^https?://[^\s<>\"']+$", url)):
+        raise SurveyError("the completion URL must be an http(s) address")
+    return dict(exposure_ms=as_int(exposure_ms, "exposure (ms)", 0, MAX_EXPOSURE_MS),
+                max_trials=as_int(max_trials, "trials per participant", 1, MAX_TRIALS_LIMIT),
+                n_practice=as_int(n_practice, "practice trials", 0, 20),
+                n_attention=as_int(n_attention, "attention checks", 0, 50),
+                completion_code=code, completion_url=url)
+
+
+def _least_assigned_first(items: list[StimulusInfo], rng: random.Random) -> list[StimulusInfo]:
+    keyed = [(s.n_assigned, rng.random(), s) for s in items]
+    keyed.sort(key=lambda t: (t[0], t[1]))
+    return [t[2] for t in keyed]
+
+
+def plan_trials(stimuli: list[StimulusInfo], *, max_trials: int, n_practice: int = 0,
+                n_attention: int = 0, rng: random.Random | None = None) -> list[PlannedTrial]:
+    """The sequence one participant will see: practice trials first, then counted trials.
+
+    Each source photo appears at most once in the whole sequence. Raises SurveyError when the
+    pool has no counted stimulus at all.
+    """
+    rng = rng or random.Random()
+    practice_pool = [s for s in stimuli if s.practice and s.kind in ("real", "generated")]
+    main_pool = [s for s in stimuli if not s.practice]
+    used_sources: set[str] = set()
+
+    practice: list[StimulusInfo] = []
+    if n_practice > 0 and practice_pool:
+        # alternate real and colorized so that the feedback shows both kinds
+        by_kind = {k: _least_assigned_first([s for s in practice_pool if s.kind == k], rng)
+                   for k in ("real", "generated")}
+        order = ["real", "generated"] if rng.random() < 0.5 else ["generated", "real"]
+        i = 0
+        while len(practice) < n_practice and any(by_kind.values()):
+            kind = order[i % 2]
+            i += 1
+            while by_kind[kind]:
+                s = by_kind[kind].pop(0)
+                if s.source not in used_sources:
+                    practice.append(s)
+                    used_sources.add(s.source)
+                    break
+
+    chosen: list[StimulusInfo] = []
+    attention = _least_assigned_first([s for s in main_pool if s.kind == "attention"], rng)
+    for s in attention:
+        if len(chosen) >= min(n_attention, max_trials):
+            break
+        if s.source not in used_sources:
+            chosen.append(s)
+            used_sources.add(s.source)
+    rest = _least_assigned_first([s for s in main_pool if s.kind in ("real", "generated")], rng)
+    for s in rest:
+        if len(chosen) >= max_trials:
+            break
+        if s.source not in used_sources:
+            chosen.append(s)
+            used_sources.add(s.source)
+    if not any(s.kind in ("real", "generated") for s in chosen):
+        raise SurveyError("this survey has no photos to show yet: the researcher must build its pool")
+    rng.shuffle(chosen)
+    return ([PlannedTrial(s.id, True) for s in practice]
+            + [PlannedTrial(s.id, False) for s in chosen])
+
+
+def is_correct(kind: str, answer_real: bool) -> bool:
+    """A real photo is answered 'real'; a colorized one (or an attention check) 'fake'."""
+    return answer_real == (kind == "real")
+
+
+def practice_feedback(kind: str, answer_real: bool) -> str:
+    truth = "a real color photo" if kind == "real" else "colorized by a computer"
+    if is_correct(kind, answer_real):
+        return f"Practice: correct, that one was {truth}."
+    return f"Practice: not quite, that one was {truth}."
+
+
+def score_text(n_correct: int, n_counted: int) -> str:
+    if n_counted == 0:
+        return "You made no counted judgments."
+    return (f"You judged {n_correct} of {n_counted} photos correctly "
+            f"({100.0 * n_correct / n_counted:.0f}%).")
+
+
+def end_message(*, n_correct: int, n_counted: int, completion_code: str = "",
+                completion_url: str = "") -> str:
+    """The end screen (Markdown)."""
+    lines = ["## Thank you, you are done!", "", score_text(n_correct, n_counted), ""]
+    if completion_code:
+        lines += [f"Your completion code: **{completion_code}**", ""]
+    if completion_url:
+        lines += [f"[Return to the study site to confirm your participation]({completion_url})", ""]
+    return "\n".join(lines)
+
+
+def progress_text(position: int, n_practice: int, n_total: int) -> str:
+    """'Practice 1 of 2' / 'Photo 3 of 20' for the 0-based position in the whole sequence."""
+    if position < n_practice:
+        return f"**Practice {position + 1} of {n_practice}** (not counted)"
+    return f"**Photo {position - n_practice + 1} of {n_total - n_practice}**"
