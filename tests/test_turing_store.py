@@ -289,3 +289,30 @@ def test_export_of_a_missing_database_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no Turing test database"):
         export_votes(f"sqlite:///{tmp_path / 'typo.db'}")
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_wal_is_checkpointed_in_the_background(tmp_path):
+    """Commits never run a checkpoint themselves (wal_autocheckpoint=0, so no vote waits for
+    one); a background thread moves the WAL into the database file soon after."""
+    import time
+    path = tmp_path / "ck.db"
+    st = make_store(f"sqlite:///{path}")
+    with st.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    v = st.start()
+    for _ in range(3):
+        v = st.vote(v.participant_id, "real", v.token)
+
+    def votes_in_main_file():
+        con = sqlite3.connect(f"file:{path}?immutable=1", uri=True)  # ignores the WAL
+        try:
+            return con.execute("select count(*) from votes").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            con.close()
+
+    deadline = time.time() + 10
+    while votes_in_main_file() < 3 and time.time() < deadline:
+        time.sleep(0.1)
+    assert votes_in_main_file() == 3

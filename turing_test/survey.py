@@ -126,9 +126,15 @@ def check_settings(*, exposure_ms, max_trials, n_practice, n_attention, completi
 
 
 def _least_assigned_first(items: list[StimulusInfo], rng: random.Random) -> list[StimulusInfo]:
-    keyed = [(s.n_assigned, rng.random(), s) for s in items]
-    keyed.sort(key=lambda t: (t[0], t[1]))
-    return [t[2] for t in keyed]
+    """Least-assigned stimuli first; among equals, those whose source photo has been shown least
+    (so that later participants still find a least-assigned version of every source); then at
+    random."""
+    per_source: dict[str, int] = {}
+    for s in items:
+        per_source[s.source] = per_source.get(s.source, 0) + s.n_assigned
+    keyed = [(s.n_assigned, per_source[s.source], rng.random(), s) for s in items]
+    keyed.sort(key=lambda t: t[:3])
+    return [t[3] for t in keyed]
 
 
 def plan_trials(stimuli: list[StimulusInfo], *, max_trials: int, n_practice: int = 0,

@@ -45,7 +45,7 @@ from .survey import SurveyError  # noqa: E402
 log = logging.getLogger("turing_test")
 
 ADMIN_ENV = "TURING_ADMIN_TOKEN"
-PARTICIPANT_CONCURRENCY = 16
+PARTICIPANT_CONCURRENCY = int(os.environ.get("TURING_CONCURRENCY", "16"))  # votes handled at once
 
 INSTRUCTIONS = """\
 ## Is this photo real?
@@ -257,7 +257,8 @@ class _Turing:
         parts += [cell(r, "judged_real_rate", lambda r: "real") for r in rrows]
         parts.append("</table>")
         if not rows and not rrows:
-            return "<p>No counted votes yet.</p>"
+            return ("<p>No counted votes yet from participants who passed the attention "
+                    "checks.</p>")
         return "\n".join(parts)
 
     @staticmethod
@@ -265,7 +266,8 @@ class _Turing:
         """Bar chart of the fooling rate per model with its 95% interval; the dashed line is the
         rate at which real photos are judged real."""
         if models is None or len(models) == 0:
-            return "<p>No votes on colorized photos yet.</p>"
+            return ("<p>No votes on colorized photos yet from participants who passed the "
+                    "attention checks.</p>")
         bar_h, gap, left, width = 26, 12, 170, 360
         n = len(models)
         height = n * (bar_h + gap) + 50
