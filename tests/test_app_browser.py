@@ -8,25 +8,17 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import pytest
+
+from browser import chromium_page  # skips the module without Chromium
 from PIL import Image
 
 import apphelpers as H
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
 SCREENSHOT = H.ARTIFACTS / "colorize_tab.png"
 
-if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium chromium-driver)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +31,8 @@ def server(tmp_path_factory, tiny_checkpoint):
 
 @pytest.fixture(scope="module")
 def page(server):
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    with sync_api.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1380, "height": 1000})
-        try:
-            pg = ctx.new_page()
-            pg.set_default_timeout(60_000)
-            yield pg
-        finally:
-            ctx.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    with chromium_page(width=1380) as pg:
+        yield pg
 
 
 def open_app(page, server):

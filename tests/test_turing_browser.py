@@ -8,29 +8,22 @@ Skips where /usr/bin/chromium or the playwright package is missing (.ci/run inst
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import gradio as gr
 import pytest
 
+from browser import chromium_page  # skips the module without Chromium
+
 from turing_test import export_votes
 from turing_test.pool import build_pool
 from turing_test.store import Store
 from turing_helpers import free_port, make_photos
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 ADMIN = "browser-admin-token"
 
-if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -60,18 +53,8 @@ def server(tmp_path_factory, tiny_checkpoint):
 
 @pytest.fixture(scope="module")
 def page():
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    with sync_api.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1100, "height": 1000})
-        try:
-            pg = ctx.new_page()
-            pg.set_default_timeout(60_000)
-            yield pg
-        finally:
-            ctx.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    with chromium_page(width=1100) as pg:
+        yield pg
 
 
 def stimulus_visible(page) -> bool:
