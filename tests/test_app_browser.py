@@ -7,7 +7,6 @@ Skips where /usr/bin/chromium or the playwright package is missing (.ci/run inst
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 import pytest

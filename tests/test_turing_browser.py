@@ -7,7 +7,6 @@ Skips where /usr/bin/chromium or the playwright package is missing (.ci/run inst
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
