@@ -1,9 +1,10 @@
 """Command line of the colorizer package.
 
     python -m colorizer colorize INPUT... -o OUT_DIR [--model NAME]
-    python -m colorizer evaluate DIR... --model NAME [--json FILE] [--save DIR]
+    python -m colorizer evaluate DIR... --model NAME [--json FILE] [--save DIR] [--hints K | --variations N]
     python -m colorizer train --data DIR... --arch ... --head ... --out weights/NAME.pt
     python -m colorizer bench
+    python -m colorizer realism --models gray default --train DIR... --test DIR...
     python -m colorizer models
     python -m colorizer weights fetch eccv16 | siggraph17
 """
@@ -100,9 +101,14 @@ def cmd_evaluate(args) -> int:
             _err(f"{d}: no such file or folder")
             return 2
         save = Path(args.save) / Path(d).name if args.save else None
-        rows, means = evaluate_folder(c, [d], save_dir=save, batch_size=args.batch_size,
-                                      progress=not args.quiet,
-                                      on_error=lambda f, m: errors.append((f, m)))
+        try:
+            rows, means = evaluate_folder(c, [d], save_dir=save, batch_size=args.batch_size,
+                                          progress=not args.quiet,
+                                          on_error=lambda f, m: errors.append((f, m)),
+                                          hints=args.hints, variations=args.variations, limit=args.limit)
+        except ValueError as exc:
+            _err(str(exc))
+            return 2
         sets[str(d)] = (rows, means)
     for f, m in errors:
         _err(f"skipped {f}: {m}")
@@ -110,13 +116,33 @@ def cmd_evaluate(args) -> int:
         for rows, _ in sets.values():
             for r in rows:
                 print(f"{r['image']}: " + " ".join(f"{k}={r[k]:.3f}" for k in r if k != "image"))
-    print(f"model {c.name} (working resolution {c.input_size})")
+    mode = (f", {args.hints} hints from the truth per photo" if args.hints else "") + \
+           (f", {args.variations} variations per photo (metrics averaged over them)" if args.variations else "")
+    print(f"model {c.name} (working resolution {c.input_size}{mode})")
     print(format_table(sets))
     if args.json:
         write_json(args.json, c.name, sets)
         print(f"wrote {args.json}")
     if args.save:
         print(f"outputs and Delta E 2000 heat maps in {args.save}")
+    return 0
+
+
+# --- realism -------------------------------------------------------------------------------------
+
+def cmd_realism(args) -> int:
+    from .realism import run
+    for d in list(args.train) + list(args.test):
+        if not Path(d).exists():
+            _err(f"{d}: no such file or folder")
+            return 2
+    overlap = {Path(d).resolve() for d in args.train} & {Path(d).resolve() for d in args.test}
+    if overlap:
+        _err("the training and test photos must be disjoint: " + ", ".join(map(str, overlap)))
+        return 2
+    run(args.models, args.train, args.test, args.train_count, args.test_count, args.json)
+    if args.json:
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -198,11 +224,27 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--correction", type=float, default=None,
                    help="rebalancing correction override (classification heads; 0 vivid .. 1 accurate)")
     e.add_argument("--gain", type=float, default=None, help="chroma gain override (classification heads)")
+    e.add_argument("--hints", type=int, default=0, metavar="K",
+                   help="colorize with K colour hints taken from the truth (hint models)")
+    e.add_argument("--variations", type=int, default=0, metavar="N",
+                   help="sample N variations per photo; report their diversity (mean pairwise dE2000)")
+    e.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="only N photos per folder, evenly spaced (quick checks)")
     e.add_argument("--batch-size", type=int, default=16)
     e.add_argument("--per-image", action="store_true", help="print every image's scores")
     e.add_argument("--device", default=None)
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("realism", help="realism score: accuracy of a real-vs-colorized classifier per model")
+    r.add_argument("--models", nargs="+", default=["gray", "default"],
+                   help="models to score ('gray' is the gray input itself)")
+    r.add_argument("--train", nargs="+", required=True, metavar="DIR", help="photos the classifier learns from")
+    r.add_argument("--test", nargs="+", required=True, metavar="DIR", help="disjoint photos it is tested on")
+    r.add_argument("--train-count", type=int, default=400)
+    r.add_argument("--test-count", type=int, default=300)
+    r.add_argument("--json", default=None, metavar="FILE")
+    r.set_defaults(func=cmd_realism)
 
     from . import train as train_mod
     t = sub.add_parser("train", help="train a model on folders of color photos")

@@ -1,6 +1,14 @@
 """Evaluation on folders of color photos: each photo's L channel is the gray input, the colorized
 result is compared with the photo. Per-image and mean MSE, PSNR, SSIM, Delta E 76/94/2000, and
-the colorfulness of output and truth; optionally the outputs and Delta E heat maps on disk."""
+the colorfulness of output and truth; optionally the outputs and Delta E heat maps on disk.
+
+Two further modes:
+- hints=K: each photo is colorized with K colour hints taken from the truth (colorizer.hints.
+  hints_from_truth: uniform random points, seeded by the photo's index, each the mean true colour
+  of a 5 x 5 patch), as a user copying the true colours would;
+- variations=N: N sampled colorizations per photo; adds their diversity (mean pairwise Delta E
+  2000 between the samples) and each sample's metrics (averaged over the samples).
+"""
 from __future__ import annotations
 
 import json
@@ -15,6 +23,8 @@ from .pipeline import load_image
 from .train import find_images
 
 METRIC_KEYS = ("mse", "psnr", "ssim", "de76", "de94", "de2000", "colorfulness_pred", "colorfulness_truth")
+# with variations: mean pairwise dE2000 between a photo's samples, and its least colourful sample
+VARIATION_KEYS = ("diversity_de2000", "colorfulness_min_sample")
 
 
 def _rgb8(a: np.ndarray) -> np.ndarray:
@@ -31,7 +41,9 @@ def _rgb8(a: np.ndarray) -> np.ndarray:
 def summarize(rows: list[dict]) -> dict:
     """Mean of each metric over the images (PSNR: mean of per-image dB, as in the baselines)."""
     out = {"images": len(rows)}
-    for k in METRIC_KEYS:
+    for k in METRIC_KEYS + VARIATION_KEYS:
+        if k in VARIATION_KEYS and not any(k in r for r in rows):
+            continue
         vals = [r[k] for r in rows if k in r and np.isfinite(r[k])]
         out[k] = float(np.mean(vals)) if vals else float("nan")
     if rows:
@@ -39,15 +51,39 @@ def summarize(rows: list[dict]) -> dict:
     return out
 
 
+def _variation_row(colorizer, truth: np.ndarray, n: int, seed: int) -> dict:
+    samples = colorizer.variations(truth, n=n, seed=seed)
+    rows = [metrics.evaluate_pair(s, truth) for s in samples]
+    r = {k: float(np.mean([x[k] for x in rows])) for k in rows[0]}
+    pair = [float(metrics.delta_e_map(samples[i], samples[j], "2000").mean())
+            for i in range(n) for j in range(i + 1, n)]
+    r["diversity_de2000"] = float(np.mean(pair)) if pair else 0.0
+    r["colorfulness_min_sample"] = float(min(x["colorfulness_pred"] for x in rows))
+    return r, samples
+
+
+def subsample(files: list, limit: int | None) -> list:
+    """At most `limit` files, evenly spaced over the sorted list (the same ones every run)."""
+    if not limit or len(files) <= limit:
+        return files
+    step = len(files) / limit
+    return [files[int(i * step)] for i in range(limit)]
+
+
 def evaluate_folder(colorizer, paths, save_dir: str | Path | None = None, batch_size: int = 16,
-                    progress: bool = True, on_error=None) -> tuple[list[dict], dict]:
+                    progress: bool = True, on_error=None, hints: int = 0, variations: int = 0,
+                    limit: int | None = None) -> tuple[list[dict], dict]:
     """Evaluate a colorizer on image files. Returns (per-image rows, means).
 
-    Unreadable files are passed to on_error(path, message) and skipped.
+    Unreadable files are passed to on_error(path, message) and skipped. hints / variations: see
+    the module's docstring; limit: evaluate only that many photos (evenly spaced).
     """
     from tqdm import tqdm
+    from .hints import hints_from_truth
 
-    files = find_images(paths)
+    if hints and not colorizer.accepts_hints:
+        raise ValueError(f"model {colorizer.name!r} does not take color hints")
+    files = subsample(find_images(paths), limit)
     save = Path(save_dir) if save_dir else None
     if save:
         (save / "outputs").mkdir(parents=True, exist_ok=True)
@@ -66,10 +102,22 @@ def evaluate_folder(colorizer, paths, save_dir: str | Path | None = None, batch_
                 bar.update(1)
         if not chunk:
             continue
-        preds = colorizer.colorize_batch(truths, batch_size=batch_size)
-        for f, pred, truth in zip(chunk, preds, truths):
+        if variations:
+            preds = []
+        elif hints:
+            preds = [colorizer.colorize(t, hints=hints_from_truth(t, hints, seed=s + j))
+                     for j, t in enumerate(truths)]
+        else:
+            preds = colorizer.colorize_batch(truths, batch_size=batch_size)
+        for j, (f, truth) in enumerate(zip(chunk, truths)):
             r = {"image": str(f)}
-            r.update(metrics.evaluate_pair(pred, truth))
+            if variations:
+                scores, samples = _variation_row(colorizer, truth, variations, seed=s + j)
+                r.update(scores)
+                pred = samples[0]
+            else:
+                pred = preds[j]
+                r.update(metrics.evaluate_pair(pred, truth))
             rows.append(r)
             if save:
                 stem = f"{f.parent.name}_{f.stem}"
@@ -92,6 +140,9 @@ def write_json(path, model: str, sets: dict) -> None:
 
 def format_table(sets: dict) -> str:
     head = f"{'set':<34} {'n':>5} {'MSE':>8} {'PSNR':>6} {'SSIM':>6} {'dE76':>6} {'dE94':>6} {'dE2000':>6} {'colorf.':>7} {'truth':>6} {'ratio':>6}"
+    diverse = any("diversity_de2000" in m for _, m in sets.values())
+    if diverse:
+        head += f" {'divers.':>7} {'min cf':>6}"
     lines = [head, "-" * len(head)]
     for name, (_, m) in sets.items():
         if not m.get("images"):
@@ -99,5 +150,6 @@ def format_table(sets: dict) -> str:
             continue
         lines.append(f"{name[-34:]:<34} {m['images']:>5} {m['mse']:>8.1f} {m['psnr']:>6.2f} {m['ssim']:>6.3f} "
                      f"{m['de76']:>6.2f} {m['de94']:>6.2f} {m['de2000']:>6.2f} {m['colorfulness_pred']:>7.1f} "
-                     f"{m['colorfulness_truth']:>6.1f} {m['colorfulness_ratio']:>6.2f}")
+                     f"{m['colorfulness_truth']:>6.1f} {m['colorfulness_ratio']:>6.2f}"
+                     + (f" {m['diversity_de2000']:>7.2f} {m['colorfulness_min_sample']:>6.1f}" if diverse else ""))
     return "\n".join(lines)

@@ -162,7 +162,7 @@ def upsample_ab(ab: torch.Tensor, size_hw: tuple[int, int]) -> np.ndarray:
     return ab[0].float().cpu().numpy()
 
 
-def hints_tensor(hints, full_hw, work_hw, radius: int = 0) -> torch.Tensor:
+def hints_tensor(hints, full_hw, work_hw, radius: int = 1) -> torch.Tensor:
     """User hints [(x, y, a, b), ...] in full-resolution pixel coordinates and Lab ab units
     -> 1 x 3 x h x w tensor (a / AB_NORM, b / AB_NORM, mask) at the working resolution."""
     H, W = full_hw
@@ -212,8 +212,13 @@ class Colorizer:
                 return self.model.predict_ab(x, None if hints is None else hints.to(self.device))
             return self.model.predict_ab(x)
 
-    def predict_ab(self, L: np.ndarray, hints=None, input_size: int | None = None) -> np.ndarray:
-        """Full-resolution L (H x W) -> full-resolution ab (2 x H x W, float32)."""
+    def predict_ab(self, L: np.ndarray, hints=None, input_size: int | None = None,
+                   spread: bool = True) -> np.ndarray:
+        """Full-resolution L (H x W) -> full-resolution ab (2 x H x W, float32).
+
+        With hints, the network sees them; then (spread=True) what the network's colours still
+        miss at the hints is spread over their regions along the photo's edges (hints.spread_hints).
+        """
         H, W = L.shape
         hw = working_size(H, W, input_size or self.input_size, self.multiple)
         ht = None
@@ -222,16 +227,115 @@ class Colorizer:
                 raise ValueError(f"model {self.name!r} does not take color hints")
             ht = hints_tensor(hints, (H, W), hw)
         ab = self._predict_small(resize_plane(L, hw)[None], ht)
+        if hints and spread:
+            ab = torch.from_numpy(self._spread(ab[0].float().cpu().numpy(), L, hints))[None]
         return upsample_ab(ab, (H, W))
 
-    def colorize(self, image, hints=None, input_size: int | None = None) -> np.ndarray:
+    @staticmethod
+    def _spread(ab_small: np.ndarray, L: np.ndarray, hints) -> np.ndarray:
+        from .hints import spread_hints
+        H, W = L.shape
+        h, w = ab_small.shape[-2:]
+        cells = [(min(h - 1, int(y * h / H)), min(w - 1, int(x * w / W)), a, b) for x, y, a, b in hints]
+        return spread_hints(ab_small, resize_plane(L, (h, w)), cells)
+
+    # --- distributions: variations and colour suggestions (classification models) ------------
+    @property
+    def predicts_distribution(self) -> bool:
+        """True for models whose head predicts a distribution over ab bins."""
+        head = getattr(self.model, "head", None)
+        return head is not None and hasattr(head, "bins") and hasattr(head, "decode")
+
+    def _logits(self, L: np.ndarray, hints, input_size):
+        H, W = L.shape
+        hw = working_size(H, W, input_size or self.input_size, self.multiple)
+        ht = None
+        if hints:
+            if not self.accepts_hints:
+                raise ValueError(f"model {self.name!r} does not take color hints")
+            ht = hints_tensor(hints, (H, W), hw)
+        x = torch.from_numpy(np.array(resize_plane(L, hw), dtype=np.float32))[None, None]
+        x = ((x - lab.L_CENT) / lab.L_NORM).to(self.device)
+        with torch.inference_mode():
+            if self.accepts_hints:
+                return self.model(x, None if ht is None else ht.to(self.device))
+            return self.model(x)
+
+    def variations(self, image, n: int = 4, seed: int | None = 0, hints=None,
+                   input_size: int | None = None, strength: float | None = None) -> list[np.ndarray]:
+        """n different plausible colorizations of one photo (uint8 RGB, full resolution).
+
+        The network runs once; each variation decodes its colour distribution with smooth random
+        noise on the logits (colorizer/variations.py). The same seed gives the same variations.
+        """
+        from .variations import DEFAULT_STRENGTH, sample_logits
+        if not self.predicts_distribution:
+            raise ValueError(f"model {self.name!r} predicts one colour per pixel, not a distribution, "
+                             "so it cannot sample variations: pick a classification model such as the default")
+        n = int(n)
+        if not 1 <= n <= 16:
+            raise ValueError(f"the number of variations must lie in 1..16, got {n}")
+        L = lightness_of(image)
+        logits = self._logits(L, hints, input_size).float()
+        head = self.model.head
+        out = []
+        with torch.inference_mode():
+            for z in sample_logits(logits, head.bins.float(), n, seed,
+                                   DEFAULT_STRENGTH if strength is None else float(strength)):
+                ab = head.decode(z)
+                if hints:
+                    ab = torch.from_numpy(self._spread(ab[0].float().cpu().numpy(), L, hints))[None]
+                out.append(lab.l_ab_to_rgb_uint8(L, upsample_ab(ab, L.shape)))
+        return out
+
+    def suggest_colors(self, image, x: float, y: float, k: int = 6, hints=None,
+                       input_size: int | None = None) -> list[dict]:
+        """The model's most likely colours at pixel (x, y) of the photo, most likely first:
+        [{"a", "b", "probability", "hex"}, ...], distinct colours (at least 15 ab apart), each
+        shown at the photo's lightness there (hex)."""
+        L = lightness_of(image)
+        H, W = L.shape
+        if not (0 <= x < W and 0 <= y < H):
+            raise ValueError(f"point ({x:g}, {y:g}) lies outside the {W} x {H} photo")
+        from .hints import ab_to_hex
+        light = float(L[int(y), int(x)])
+        if self.predicts_distribution:
+            logits = self._logits(L, hints, input_size).float()
+            head = self.model.head
+            if getattr(head, "log_class_weights", None) is not None:  # the plain posterior
+                logits = logits - head.log_class_weights.float()[None, :, None, None]
+            h, w = logits.shape[-2:]
+            p = torch.softmax(logits[0, :, min(h - 1, int(y * h / H)), min(w - 1, int(x * w / W))], 0)
+            order = torch.argsort(p, descending=True).tolist()
+            bins = head.bins.float()
+            chosen = []
+            for i in order:
+                ab = bins[i]
+                if all(float((ab - bins[j]).norm()) >= 15 for j in chosen):
+                    chosen.append(i)
+                if len(chosen) >= k:
+                    break
+            return [{"a": float(bins[i, 0]), "b": float(bins[i, 1]), "probability": float(p[i]),
+                     "hex": ab_to_hex(light, float(bins[i, 0]), float(bins[i, 1]))} for i in chosen]
+        if hasattr(self.model, "suggest_colors"):  # SIGGRAPH17's own suggestion head
+            hw = working_size(H, W, input_size or self.input_size, self.multiple)
+            ht = hints_tensor(hints, (H, W), hw) if hints else None
+            xs = torch.from_numpy(np.array(resize_plane(L, hw), dtype=np.float32))[None, None]
+            xs = (xs - lab.L_CENT) / lab.L_NORM
+            with torch.inference_mode():
+                ab, prob = self.model.suggest_colors(xs, int(y * hw[0] / H), int(x * hw[1] / W), ht, k)
+            return [{"a": float(a), "b": float(b), "probability": float(q),
+                     "hex": ab_to_hex(light, float(a), float(b))} for (a, b), q in zip(ab[0].tolist(), prob[0].tolist())]
+        raise ValueError(f"model {self.name!r} cannot suggest colours")
+
+    def colorize(self, image, hints=None, input_size: int | None = None, spread: bool = True) -> np.ndarray:
         """Colorize one photo: uint8 H x W x 3 RGB, the same size as the input.
 
         image: PIL image, numpy array (gray, RGB or RGBA; 8 or 16 bit or float in [0, 1]),
         file path or encoded bytes. hints (models that take them): [(x, y, a, b), ...].
         """
         L = lightness_of(image)
-        return lab.l_ab_to_rgb_uint8(L, self.predict_ab(L, hints, input_size))
+        return lab.l_ab_to_rgb_uint8(L, self.predict_ab(L, hints, input_size, spread))
 
     def colorize_batch(self, images, input_size: int | None = None, batch_size: int = 16) -> list[np.ndarray]:
         """Colorize several photos; photos that share a working size run through the network together."""

@@ -91,7 +91,16 @@ register(ModelEntry(
     },
 ))
 
-DEFAULT_MODEL = "lite0-cls"
+register(ModelEntry(
+    name="lite0-hint", arch="backbone_unet", weights="lite0_hint.pt", input_size=256,
+    description="lite0-cls fine-tuned to take color hints and to decode accurately: EfficientNet-Lite0 "
+                "U-Net, 313-bin classification, hint inputs (a, b, mask), variations and color suggestions",
+    trained_on="../shared/data/train (14,082 photos): lite0-cls, then fine-tuned with random hints "
+               "sampled from the truth and a loss on the decoded colors (see weights/README.md)",
+    scores={},  # filled from docs/results/lite0_hint_eval.json
+))
+
+DEFAULT_MODEL = "lite0-hint"
 ALIASES = {"default": DEFAULT_MODEL}
 
 

@@ -28,8 +28,8 @@ from PIL import Image, ImageOps
 
 from . import lab
 from .models import build_model
-from .models.heads import HEADS, DEFAULT_TEMPERATURE
-from .weights import save_checkpoint, load_state_dict_strict
+from .models.heads import HEADS, DEFAULT_TEMPERATURE, annealed_mean
+from .weights import save_checkpoint, load_state_dict_strict, read_checkpoint
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 # the 313 in-gamut ab bin centres (grid 10) of Zhang et al. 2016 (BSD-2-Clause), shipped with the package
@@ -128,6 +128,38 @@ def lab_batch(rgb_uint8: torch.Tensor | np.ndarray):
     return l_norm.contiguous(), labs[:, 1:].contiguous()
 
 
+# --- colour hints sampled from the truth (training a hint model) -----------------------------
+
+def sample_hints(ab: torch.Tensor, p_none: float = 0.3, mean_count: float = 8.0, max_count: int = 40,
+                 max_radius: int = 2, generator: random.Random | None = None) -> torch.Tensor:
+    """Random user hints taken from the true colours, as in Zhang et al. 2017.
+
+    ab: N x 2 x H x W (Lab units) -> N x 3 x H x W (a / AB_NORM, b / AB_NORM, mask). Each photo
+    gets no hints with probability p_none, else a geometric number of them (mean `mean_count`, at
+    most max_count) at uniform positions; a hint is a square patch of half-size 0..max_radius
+    holding the patch's mean true colour.
+    """
+    rng = generator or random
+    n, _, h, w = ab.shape
+    out = torch.zeros(n, 3, h, w)
+    q = 1.0 / max(1.0, mean_count)
+    for i in range(n):
+        if rng.random() < p_none:
+            continue
+        count = 1
+        while count < max_count and rng.random() > q:
+            count += 1
+        for _ in range(count):
+            r = rng.randint(0, max_radius)
+            cy, cx = rng.randrange(h), rng.randrange(w)
+            y0, y1, x0, x1 = max(0, cy - r), min(h, cy + r + 1), max(0, cx - r), min(w, cx + r + 1)
+            colour = ab[i, :, y0:y1, x0:x1].mean(dim=(1, 2)) / lab.AB_NORM
+            out[i, 0, y0:y1, x0:x1] = colour[0]
+            out[i, 1, y0:y1, x0:x1] = colour[1]
+            out[i, 2, y0:y1, x0:x1] = 1.0
+    return out
+
+
 # --- classification targets and class rebalancing -------------------------------------------
 
 def soft_encode(ab: torch.Tensor, bins: torch.Tensor, k: int = 5, sigma: float = 5.0):
@@ -169,12 +201,23 @@ def rebalance_weights(images, bins: np.ndarray, lam: float = 0.5, sigma: float =
 
 class ColorLoss:
     """Loss on the head's raw output: regression (mse | l1 | huber on ab / AB_NORM) or
-    rebalanced soft-encoded cross-entropy over ab bins."""
+    rebalanced soft-encoded cross-entropy over ab bins.
 
-    def __init__(self, head: str, regression_loss: str = "huber", bins=None, class_weights=None):
+    decode_weight > 0 (classification) adds decode_weight x the mean squared error, in ab / AB_NORM,
+    of the colours the head will actually output: the annealed mean at `temperature` of the logits
+    with `correction` of the rebalancing taken back. The cross-entropy alone teaches a distribution;
+    this term teaches the network to be only as confident as it is right, so the sharpened
+    decoding stays vivid where the colour is certain and turns cautious where it is not.
+    """
+
+    def __init__(self, head: str, regression_loss: str = "huber", bins=None, class_weights=None,
+                 decode_weight: float = 0.0, temperature: float = DEFAULT_TEMPERATURE,
+                 correction: float = 0.0):
         self.head, self.regression_loss = head, regression_loss
         self.bins = bins
         self.class_weights = class_weights
+        self.decode_weight = decode_weight
+        self.temperature, self.correction = temperature, correction
 
     def __call__(self, out: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         if out.shape[-2:] != ab.shape[-2:]:  # target at the output's resolution
@@ -191,7 +234,14 @@ class ColorLoss:
         ce = -(logp.gather(1, idx) * wts).sum(1)  # N x H x W
         if self.class_weights is not None:
             ce = ce * self.class_weights[idx[:, 0]]
-        return ce.mean()
+        loss = ce.mean()
+        if self.decode_weight:
+            logits = out.float()
+            if self.correction and self.class_weights is not None:
+                logits = logits - self.correction * self.class_weights.log()[None, :, None, None]
+            ab_hat = annealed_mean(logits, self.bins, self.temperature)
+            loss = loss + self.decode_weight * F.mse_loss(ab_hat / lab.AB_NORM, ab / lab.AB_NORM)
+        return loss
 
 
 # --- configuration and the loop ---------------------------------------------------------------
@@ -230,12 +280,20 @@ class TrainConfig:
     resume: bool = False
     log: str | None = None
     input_size: int = 256
+    hints: bool = False
+    hint_p_none: float = 0.3
+    hint_mean_count: float = 8.0
+    init: str | None = None
+    decode_weight: float = 0.0
+    hint_lr_mult: float = 10.0
 
 
 def model_args_for(cfg: TrainConfig, n_bins: int) -> dict:
     args = {"decoder_channels": list(cfg.decoder_channels), "head": cfg.head,
             "out_stride": cfg.out_stride, "n_bins": n_bins, "temperature": cfg.temperature,
             "correction": cfg.correction, "gain": cfg.gain}
+    if cfg.hints:
+        args["hints"] = True
     if cfg.arch == "backbone_unet":
         args["encoder"] = cfg.encoder
     elif cfg.arch != "unet":
@@ -302,9 +360,16 @@ def train(cfg: TrainConfig) -> dict:
         model.head.log_class_weights.copy_(class_weights.log())
         log(f"{len(bins)} ab bins; rebalancing weights from {min(3000, len(images))} photos: "
             f"min {w.min():.2f} max {w.max():.2f}")
-    loss_fn = ColorLoss(cfg.head, cfg.regression_loss, torch.from_numpy(bins), class_weights)
+    loss_fn = ColorLoss(cfg.head, cfg.regression_loss, torch.from_numpy(bins), class_weights,
+                        cfg.decode_weight, cfg.temperature, cfg.correction)
 
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # the hint layers start at zero inside a trained network: they learn at hint_lr_mult x the rate
+    hint_params = [p for n, p in model.named_parameters() if n.startswith(("hint_stem.", "hint_mix."))]
+    ids = {id(p) for p in hint_params}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
+    if hint_params:
+        groups.append({"params": hint_params, "lr": cfg.lr * cfg.hint_lr_mult})
+    opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.lr_patience)
     state = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0,
              "elapsed_s": 0.0, "images_seen": 0, "history": []}
@@ -319,6 +384,9 @@ def train(cfg: TrainConfig) -> dict:
         sched.load_state_dict(ck["scheduler"])
         state = ck["state"]
         log(f"resumed from {resume_path} at epoch {state['epoch']} (best val loss {state['best_loss']:.4f})")
+    elif cfg.init:
+        init_from(model, cfg.init)
+        log(f"initialized from {cfg.init}")
     elif cfg.pretrained and cfg.arch == "backbone_unet":
         model.load_pretrained_encoder(cfg.pretrained_file)
         log(f"encoder {cfg.encoder} initialized from ImageNet weights")
@@ -355,7 +423,11 @@ def train(cfg: TrainConfig) -> dict:
         out_of_time = False
         for crops in bar:
             l_norm, ab = lab_batch(crops)
-            loss = loss_fn(model(l_norm), ab)
+            if cfg.hints:
+                hints = sample_hints(ab, cfg.hint_p_none, cfg.hint_mean_count)
+                loss = loss_fn(model(l_norm, hints), ab)
+            else:
+                loss = loss_fn(model(l_norm), ab)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -405,6 +477,24 @@ def train(cfg: TrainConfig) -> dict:
     return state
 
 
+def init_from(model, path) -> None:
+    """Start from another checkpoint's weights. The two models must match tensor for tensor,
+    except the hint layers a hint model adds (they start at zero, so the model starts out as the
+    one it came from)."""
+    ck = read_checkpoint(path)
+    own = model.state_dict()
+    src = {k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
+    new_ok = {k for k in own if k.startswith(("hint_stem.", "hint_mix."))}
+    missing = sorted(set(own) - set(src) - new_ok)
+    extra = sorted(set(src) - set(own))
+    bad = sorted(k for k in src if k in own and tuple(src[k].shape) != tuple(own[k].shape))
+    if missing or extra or bad:
+        raise ValueError(f"{path} does not fit this model: missing {missing[:5]}, unexpected {extra[:5]}, "
+                         f"wrong shape {bad[:5]}")
+    own.update(src)
+    model.load_state_dict(own, strict=True)
+
+
 def add_arguments(p) -> None:
     """The `train` command's options (used by colorizer/__main__.py)."""
     d = TrainConfig(data=[], out="")
@@ -442,6 +532,18 @@ def add_arguments(p) -> None:
     p.add_argument("--workers", type=int, default=d.workers, help="data-loading processes")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--resume", action="store_true", help="carry on from OUT.resume")
+    p.add_argument("--init", default=None, metavar="CHECKPOINT",
+                   help="start from this checkpoint's weights (e.g. fine-tune a plain model into a hint model)")
+    p.add_argument("--hints", action="store_true",
+                   help="train a model that takes colour hints (random hints sampled from the truth)")
+    p.add_argument("--hint-p-none", type=float, default=d.hint_p_none,
+                   help="share of training photos given no hints")
+    p.add_argument("--hint-mean-count", type=float, default=d.hint_mean_count,
+                   help="mean number of hints on a photo that gets some")
+    p.add_argument("--hint-lr-mult", type=float, default=d.hint_lr_mult,
+                   help="learning rate of the hint layers, as a multiple of --lr")
+    p.add_argument("--decode-weight", type=float, default=d.decode_weight,
+                   help="weight of the squared error of the decoded colours (classification head)")
     p.add_argument("--log", default=None, help="log file (default: OUT with .log)")
 
 

@@ -62,9 +62,10 @@ def ab_bins():
     return np.load(AB_BINS_313).astype(np.float32)
 
 
-def build_tiny_default(bins, seed: int = 0):
+def build_tiny_default(bins, seed: int = 0, hints: bool = True):
     """A small randomly initialised model of the default's architecture (EfficientNet-Lite0
-    U-Net, classification head) whose output is colourful and depends on the input.
+    U-Net, classification head, takes colour hints) whose output is colourful and depends on the
+    input (and on hints).
 
     PyTorch's default conv init makes the activations of a deep random net vanish (the output
     would be one flat colour), so the convs get He init; the head's bias favours a reddish bin.
@@ -75,12 +76,15 @@ def build_tiny_default(bins, seed: int = 0):
     from colorizer.models import build_model
 
     args = {"encoder": "efficientnet_lite0", "decoder_channels": [32, 16, 16],
-            "head": "classification", "n_bins": int(len(bins))}
+            "head": "classification", "n_bins": int(len(bins)), "hints": hints}
     torch.manual_seed(seed)
     model = build_model("backbone_unet", **args)
     for m in model.modules():
         if isinstance(m, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    if hints:  # the hint layer also sees the features when there are no hints: keep it neutral there
+        with torch.no_grad():
+            model.hint_mix.weight[:, :model.decoder.out_channels].zero_()
     bins = np.asarray(bins, dtype=np.float32)
     k = int(np.argmin(((bins - np.array(TINY_REDDISH_AB, np.float32)) ** 2).sum(1)))
     with torch.no_grad():
@@ -105,7 +109,7 @@ def tiny_checkpoint(tmp_path_factory, ab_bins) -> Path:
 
 @pytest.fixture
 def tiny_weights_dir(tmp_path, tiny_checkpoint, monkeypatch) -> Path:
-    """A fresh weights folder holding only the tiny default checkpoint (lite0_cls.pt), made the
+    """A fresh weights folder holding only the tiny default checkpoint (lite0_hint.pt), made the
     weights folder of this test through $COLORIZER_WEIGHTS_DIR."""
     import shutil
     d = tmp_path / "weights"

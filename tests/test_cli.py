@@ -104,7 +104,7 @@ def test_colorize_unknown_model(tiny_weights_dir, tmp_path):
     no_traceback(p)
     assert p.returncode == 2
     assert "error: unknown model 'nope'" in p.stderr
-    assert "lite0-cls" in p.stderr and "eccv16" in p.stderr
+    assert "lite0-hint" in p.stderr and "eccv16" in p.stderr
     assert not (tmp_path / "out").exists()
 
 
@@ -182,6 +182,32 @@ def test_evaluate_json_and_save(tiny_weights_dir, tmp_path):
     assert Image.open(outs[0]).size == (80, 64)
     with Image.open(heats[0]) as im:
         assert im.mode in ("RGB", "RGBA") and im.width >= 80 and im.height >= 64
+
+
+def test_evaluate_with_hints_and_variations(tiny_weights_dir, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        Image.fromarray(colour_photo(i)).save(photos / f"p{i}.png")
+    plain, hinted = tmp_path / "plain.json", tmp_path / "hinted.json"
+    for extra, js in (([], plain), (["--hints", "10"], hinted)):
+        p = run_cli("evaluate", photos, "--limit", "3", "--json", js, "-q", *extra, weights_dir=tiny_weights_dir)
+        no_traceback(p)
+        assert p.returncode == 0, p.stderr
+    assert "10 hints from the truth per photo" in p.stdout
+    a, b = (json.loads(f.read_text())["sets"][str(photos)] for f in (plain, hinted))
+    assert a["mean"]["images"] == b["mean"]["images"] == 3  # --limit
+    assert [r["image"] for r in a["images"]] == [r["image"] for r in b["images"]]
+    assert a["mean"]["de2000"] != b["mean"]["de2000"]  # the hints changed the colours
+
+    js = tmp_path / "variations.json"
+    p = run_cli("evaluate", photos, "--limit", "2", "--variations", "3", "--json", js, "-q",
+                weights_dir=tiny_weights_dir)
+    no_traceback(p)
+    assert p.returncode == 0, p.stderr
+    assert "divers." in p.stdout and "3 variations per photo" in p.stdout
+    m = json.loads(js.read_text())["sets"][str(photos)]["mean"]
+    assert m["diversity_de2000"] > 0 and m["colorfulness_min_sample"] >= 0
 
 
 def test_evaluate_missing_folder(tiny_weights_dir, tmp_path, capsys):

@@ -378,11 +378,11 @@ class _Turing:
         if not models:
             raise gr.Error("choose at least one model")
         path = zip_file if isinstance(zip_file, str) else getattr(zip_file, "name", None)
+        attention = _optional_count(attention, "photos with an attention check")
         try:
             rep = build_pool_from_zip(
                 self.store, path, list(models), survey=name, size=int(size or 256),
-                practice=int(practice or 0),
-                attention=None if attention in (None, "") else int(attention),
+                practice=int(practice or 0), attention=attention,
                 activate=bool(activate),
                 progress=lambda f, t: progress(f, desc=t))
         except SurveyError as exc:
@@ -390,6 +390,20 @@ class _Turing:
         except (TypeError, ValueError) as exc:
             raise gr.Error(f"invalid setting: {exc}") from None
         return rep.text().replace("\n", "  \n")
+
+
+def _optional_count(value, what: str) -> int | None:
+    """A whole number >= 0 typed into a field, or None where the field is empty."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        f = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        f = float("nan")
+    if not f.is_integer() or f < 0:
+        raise gr.Error(f"{what}: a whole number of 0 or more, or empty for the default "
+                       f"(got {str(value)[:20]!r})")
+    return int(f)
 
 
 def _model_choices() -> list[str]:
@@ -480,10 +494,10 @@ def _admin_tab(t: _Turing) -> None:
     with gr.Column(visible=False) as dash:
         with gr.Row():
             survey_dd = gr.Dropdown(label="Survey", choices=[], value=None, scale=3,
-                                    allow_custom_value=True)
+                                    allow_custom_value=True, elem_id="turing-admin-survey")
             refresh_btn = gr.Button("Refresh", scale=1)
             auto = gr.Checkbox(value=True, label="refresh every 10 s", scale=1)
-        summary = gr.Markdown()
+        summary = gr.Markdown(elem_id="turing-admin-summary")
         chart = gr.HTML()
         with gr.Tabs(selected="turing-per-model"):
             with gr.Tab("Per model", id="turing-per-model"):
@@ -515,18 +529,23 @@ def _admin_tab(t: _Turing) -> None:
                             "and one colorized stimulus per model, all cropped, resized and "
                             "encoded alike; a few also get an obviously wrong-colored attention "
                             "check. Colorizing takes a while on a CPU.")
-                zip_file = gr.File(label="zip of color photos", file_types=[".zip"], type="filepath")
+                zip_file = gr.File(label="zip of color photos", file_types=[".zip"], type="filepath",
+                                   elem_id="turing-build-zip")
                 with gr.Row():
                     new_name = gr.Textbox(label="survey name (new, or one to extend)")
-                    models = gr.CheckboxGroup(label="models", choices=_model_choices())
+                    models = gr.CheckboxGroup(label="models", choices=_model_choices(),
+                                              elem_id="turing-build-models")
                 with gr.Row():
                     size = gr.Number(label="size (px)", value=256, precision=0)
                     practice = gr.Number(label="photos kept for practice", value=2, precision=0)
-                    attention = gr.Number(label="photos with an attention check (empty: a tenth)",
-                                          value=None, precision=0)
+                    # a Textbox, not a Number: Gradio shows and sends an empty Number as 0,
+                    # which would silently mean "no attention checks"
+                    attention = gr.Textbox(label="photos with an attention check (empty: a tenth)",
+                                           value="", placeholder="a tenth of the photos",
+                                           elem_id="turing-build-attention")
                     activate = gr.Checkbox(label="make it the active survey", value=True)
-                build_btn = gr.Button("Build pool", variant="primary")
-                build_msg = gr.Markdown()
+                build_btn = gr.Button("Build pool", variant="primary", elem_id="turing-build")
+                build_msg = gr.Markdown(elem_id="turing-build-msg")
     timer = gr.Timer(10, active=False)
 
     results = [survey_dd, summary, chart, models_df, real_df, images_html, parts_df]
@@ -556,7 +575,21 @@ def _admin_tab(t: _Turing) -> None:
                    api_name="turing_admin_settings", **adm).success(
         t.dashboard, [token, survey_dd], results, api_name="turing_admin_after_settings", **adm)
     export_btn.click(t.export, [token, survey_dd], [export_files], api_name="turing_admin_export", **adm)
-    build_btn.click(t.build, [token, zip_file, new_name, models, size, practice, attention, activate],
-                    [build_msg], api_name="turing_admin_build_pool", api_visibility="private",
-                    concurrency_limit=1, concurrency_id="turing_build").success(
-        t.dashboard, [token, survey_dd], results, api_name="turing_admin_after_build", **adm)
+
+    def after_build(tok, name):
+        # show the survey just built (its results and its settings: the settings fields must
+        # always be those of the survey chosen, or Save would copy another survey's onto it)
+        name = name.strip() if isinstance(name, str) else name
+        res = t.dashboard(tok, name)
+        chosen = res[0].get("value") if isinstance(res[0], dict) else name
+        return res + t.settings_of(tok, chosen)
+
+    # first clear the last build's message in the page (no server call), so that a build that
+    # fails does not leave an earlier success message under its error
+    build_btn.click(None, None, [build_msg], js="() => ''", api_name="turing_admin_build_clear",
+                    api_visibility="private", queue=False).then(
+        t.build, [token, zip_file, new_name, models, size, practice, attention, activate],
+        [build_msg], api_name="turing_admin_build_pool", api_visibility="private",
+        concurrency_limit=1, concurrency_id="turing_build").success(
+        after_build, [token, new_name], results + settings, api_name="turing_admin_after_build",
+        **adm)

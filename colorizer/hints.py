@@ -1,0 +1,213 @@
+"""User colour hints: parsing what people and scripts send, and hints taken from a true photo.
+
+A hint is (x, y, a, b): a pixel of the full-resolution photo (x to the right, y down, from the
+top-left corner) and the Lab chroma wanted there. People pick colours, not ab values, so a hint
+may also give an sRGB colour ("#rrggbb"); only its chroma is used, the photo keeps its lightness.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+
+from . import lab
+
+MAX_HINTS = 200
+_HEX = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
+
+
+def hex_to_rgb(colour: str) -> tuple[int, int, int]:
+    m = _HEX.match(str(colour).strip())
+    if not m:
+        raise ValueError(f"{colour!r} is not a colour: use #rrggbb, e.g. #3a7bd5")
+    h = m.group(1)
+    if len(h) == 3:
+        h = "".join(c * 2 for c in h)
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+def colour_to_ab(colour) -> tuple[float, float]:
+    """'#rrggbb', 'rgb(r, g, b)' / 'rgba(...)' (what colour pickers send) or (r, g, b) 0..255 -> (a, b)."""
+    if isinstance(colour, str) and colour.strip().lower().startswith("rgb"):
+        nums = re.findall(r"[-+]?\d*\.?\d+", colour)
+        if len(nums) < 3:
+            raise ValueError(f"{colour!r} is not a colour: use #rrggbb or rgb(r, g, b)")
+        rgb = tuple(float(v) for v in nums[:3])
+    elif isinstance(colour, str):
+        rgb = hex_to_rgb(colour)
+    else:
+        try:
+            rgb = tuple(float(v) for v in colour)
+        except TypeError:
+            rgb = ()
+        if len(rgb) != 3:
+            raise ValueError(f"{colour!r} is not a colour: use #rrggbb or three 0-255 numbers")
+    if not all(0 <= v <= 255 for v in rgb):
+        raise ValueError(f"colour {colour!r}: each channel must lie in 0..255")
+    px = np.array([[rgb]], dtype=np.float32).round().astype(np.uint8)
+    ab = lab.rgb_to_lab(px)[0, 0, 1:]
+    return float(ab[0]), float(ab[1])
+
+
+def ab_to_hex(L: float, a: float, b: float) -> str:
+    """The sRGB colour (#rrggbb) of Lab (L, a, b), clipped into the gamut."""
+    rgb = lab.l_ab_to_rgb_uint8(np.array([[L]], dtype=np.float32),
+                                np.array([[[a]], [[b]]], dtype=np.float32))[0, 0]
+    return "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb))
+
+
+def _number(v, what: str, i: int) -> float:
+    if isinstance(v, bool):
+        raise ValueError(f"hint {i}: {what} must be a number, got {v!r}")
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"hint {i}: {what} must be a number, got {v!r}") from None
+    if not np.isfinite(f):
+        raise ValueError(f"hint {i}: {what} must be a finite number, got {v!r}")
+    return f
+
+
+def parse_hints(spec, width: int | None = None, height: int | None = None) -> list[tuple[float, float, float, float]]:
+    """Hints in any accepted form -> [(x, y, a, b), ...].
+
+    Accepted: None or "" (no hints); a JSON string of a list; a list whose items are
+    {"x", "y", "color": "#rrggbb"}, {"x", "y", "a", "b"}, [x, y, "#rrggbb"] or [x, y, a, b].
+    With width and height, every point must lie inside the photo. Raises ValueError with a
+    message meant for the user.
+    """
+    if spec is None or (isinstance(spec, str) and not spec.strip()):
+        return []
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"hints must be a JSON list such as [{{\"x\": 10, \"y\": 20, \"color\": \"#3a7bd5\"}}] "
+                             f"({exc.msg} at character {exc.pos})") from None
+    if isinstance(spec, dict):
+        spec = [spec]
+    if not isinstance(spec, (list, tuple)):
+        raise ValueError("hints must be a list of points, e.g. [{\"x\": 10, \"y\": 20, \"color\": \"#3a7bd5\"}]")
+    if len(spec) > MAX_HINTS:
+        raise ValueError(f"at most {MAX_HINTS} hints, got {len(spec)}")
+    out = []
+    for i, h in enumerate(spec):
+        if isinstance(h, dict):
+            if "x" not in h or "y" not in h:
+                raise ValueError(f"hint {i} needs x and y")
+            x, y = _number(h["x"], "x", i), _number(h["y"], "y", i)
+            if "color" in h or "colour" in h:
+                try:
+                    a, b = colour_to_ab(h.get("color", h.get("colour")))
+                except ValueError as exc:
+                    raise ValueError(f"hint {i}: {exc}") from None
+            elif "a" in h and "b" in h:
+                a, b = _number(h["a"], "a", i), _number(h["b"], "b", i)
+            else:
+                raise ValueError(f"hint {i} needs a color (#rrggbb) or a and b")
+        elif isinstance(h, (list, tuple)) and len(h) == 3:
+            x, y = _number(h[0], "x", i), _number(h[1], "y", i)
+            try:
+                a, b = colour_to_ab(h[2])
+            except ValueError as exc:
+                raise ValueError(f"hint {i}: {exc}") from None
+        elif isinstance(h, (list, tuple)) and len(h) == 4:
+            x, y, a, b = (_number(v, n, i) for v, n in zip(h, ("x", "y", "a", "b")))
+        else:
+            raise ValueError(f"hint {i} must be {{x, y, color}}, {{x, y, a, b}}, [x, y, color] or [x, y, a, b]; "
+                             f"got {h!r}"[:300])
+        if not (-128 <= a <= 127 and -128 <= b <= 127):
+            raise ValueError(f"hint {i}: a and b must lie in -128..127, got ({a:g}, {b:g})")
+        if width is not None and height is not None and not (0 <= x < width and 0 <= y < height):
+            raise ValueError(f"hint {i} at ({x:g}, {y:g}) lies outside the {width} x {height} photo")
+        out.append((x, y, a, b))
+    return out
+
+
+def hints_from_truth(rgb: np.ndarray, count: int, seed: int = 0, patch: int = 5) -> list[tuple[float, float, float, float]]:
+    """`count` hints taken from a colour photo, as a user copying the true colours would place
+    them: uniform random points (seeded), each with the mean true ab over a patch x patch square."""
+    ab = lab.rgb_to_lab(np.asarray(rgb, dtype=np.uint8))[..., 1:]
+    H, W = ab.shape[:2]
+    rng = np.random.default_rng(seed)
+    r = patch // 2
+    out = []
+    for _ in range(count):
+        x, y = int(rng.integers(W)), int(rng.integers(H))
+        cell = ab[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].reshape(-1, 2).mean(0)
+        out.append((float(x), float(y), float(cell[0]), float(cell[1])))
+    return out
+
+
+# --- spreading hints along the photo's edges ------------------------------------------------------
+
+# Values picked on 40 val photos with 10 hints each (mean Delta E 2000 after / before hints)
+SPREAD_SIGMA = 0.25  # fall-off of a hint's influence, as a share of the grid's diagonal
+EDGE_COST = 0.3  # extra path cost per unit of L difference between neighbouring cells
+CHROMA_EDGE_COST = 0.0  # the same per unit of predicted ab difference (0: edges of L only)
+GLOBAL_FIT = True
+GLOBAL_RIDGE = 3.0  # pull of the global colour correction towards no change, in hints
+
+
+def global_fit(ab: np.ndarray, merged: dict) -> np.ndarray:
+    """A global correction of the predicted colours that the hints call for: ab -> A ab, a 2 x 2
+    linear map of the chroma plane (more or less saturated, hues turned), fitted by least squares
+    on the hinted cells and pulled towards the identity (ridge weight GLOBAL_RIDGE, as if that
+    many hints agreed with the prediction). Gray stays gray: hints clustered on one object
+    cannot tint the whole photo, but ten hints that all find the prediction too muted make it
+    more vivid everywhere, before the local residuals are spread."""
+    pred = np.array([ab[:, r, c] for (r, c) in merged], np.float64)  # n x 2
+    true = np.array([np.mean(v, axis=0) for v in merged.values()], np.float64)
+    lam = GLOBAL_RIDGE * float(np.mean(pred ** 2) + 1.0)
+    M = np.linalg.solve(pred.T @ pred + lam * np.eye(2), pred.T @ true + lam * np.eye(2))  # 2 x 2
+    flat = ab.reshape(2, -1).T.astype(np.float64)
+    return (flat @ M).T.reshape(ab.shape).astype(np.float32)
+
+
+def _edge_cost(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """Cost of crossing each cell: 1 + EDGE_COST |grad L| + CHROMA_EDGE_COST |grad ab|."""
+    def grad(p):
+        gy, gx = np.gradient(p.astype(np.float32))
+        return np.hypot(gx, gy)
+    g_ab = np.sqrt(grad(ab[0]) ** 2 + grad(ab[1]) ** 2)
+    return 1.0 + EDGE_COST * grad(L) + CHROMA_EDGE_COST * g_ab
+
+
+def spread_hints(ab: np.ndarray, L: np.ndarray, cells: list[tuple[int, int, float, float]],
+                 sigma: float | None = None) -> np.ndarray:
+    """Correct a predicted ab plane (2 x h x w) with hints at grid cells [(row, col, a, b)].
+
+    Each hint's residual (hint colour minus prediction there) spreads over the photo with weight
+    exp(-d / s), d the geodesic distance from the hint along a path that pays for crossing edges
+    of the lightness L (h x w) and of the predicted colours, s = sigma x the grid's diagonal:
+    the residual fills the region the hint lies in and fades across edges (the idea of Yatziv and
+    Sapiro's chrominance blending, 2006, applied to the network's errors instead of to colours).
+    Where several hints reach, their residuals are averaged by weight. A hinted cell gets exactly
+    its hint's colour.
+    """
+    from skimage.graph import MCP_Geometric
+
+    if not cells:
+        return ab
+    h, w = L.shape
+    merged: dict[tuple[int, int], list] = {}
+    for r, c, a, b in cells:
+        merged.setdefault((int(r), int(c)), []).append((a, b))
+    if GLOBAL_FIT and len(merged) >= 3:
+        ab = global_fit(ab, merged)
+    cost = _edge_cost(L, ab)
+    scale = (SPREAD_SIGMA if sigma is None else sigma) * float(np.hypot(h, w))
+    num = np.zeros((2, h, w), np.float64)
+    den = np.zeros((h, w), np.float64)
+    for (r, c), colours in merged.items():
+        target = np.mean(colours, axis=0)
+        resid = target - ab[:, r, c]
+        dist, _ = MCP_Geometric(cost).find_costs([(r, c)])
+        wgt = np.exp(-dist / scale)
+        num += wgt[None] * resid[:, None, None]
+        den += wgt
+    out = ab + (num / np.maximum(den, 1.0)[None]).astype(np.float32)
+    for (r, c), colours in merged.items():  # hinted cells: exactly the hint
+        out[:, r, c] = np.mean(colours, axis=0)
+    return out
