@@ -31,19 +31,27 @@ EXTRA_ARCHS = {
 }
 
 
-def images_per_second(colorizer: Colorizer, size: int = 256, batch: int = 8, min_seconds: float = 3.0,
-                      max_rounds: int = 50) -> float:
-    """Network throughput (normalization, forward, ab decoding) on batches of size x size."""
+def images_per_second(colorizers: list[Colorizer], size: int = 256, batch: int = 8,
+                      min_seconds: float = 3.0, max_rounds: int = 50) -> list[float]:
+    """Network throughput (normalization, forward, ab decoding) on batches of size x size, for
+    several models at once: the models take turns, one batch each per round, and each gets the
+    median of its rounds. Timing them one after the other let the machine's state (other load,
+    the first model's warm-up) favour some of them by a third in our runs; taking turns gives
+    every model the same conditions, which is what a ratio between them needs."""
     rng = np.random.default_rng(0)
     L = rng.uniform(0, 100, (batch, size, size)).astype(np.float32)
-    colorizer._predict_small(L)  # warm-up
-    times = []
+    for c in colorizers:  # warm-up
+        for _ in range(2):
+            c._predict_small(L)
+    times: list[list[float]] = [[] for _ in colorizers]
     start = time.perf_counter()
-    while len(times) < max_rounds and (time.perf_counter() - start < min_seconds or len(times) < 2):
-        t = time.perf_counter()
-        colorizer._predict_small(L)
-        times.append(time.perf_counter() - t)
-    return batch / statistics.median(times)
+    budget = min_seconds * len(colorizers)
+    while len(times[0]) < max_rounds and (time.perf_counter() - start < budget or len(times[0]) < 3):
+        for c, ts in zip(colorizers, times):
+            t = time.perf_counter()
+            c._predict_small(L)
+            ts.append(time.perf_counter() - t)
+    return [batch / statistics.median(ts) for ts in times]
 
 
 def _colorizer_for(name: str) -> tuple[Colorizer, str]:
@@ -133,7 +141,8 @@ def run(models=None, extra_archs: bool = False, size: int = 256, batch: int = 8,
                        [e.name for e in all_entries().values() if e.available and not e.official])
     seen, rows = set(), []
     out(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU count {os.cpu_count()}")
-    out(f"network images per second at {size} x {size} (batch {batch}):")
+    out(f"network images per second at {size} x {size} (batch {batch}; the models take turns):")
+    todo = []  # (label, name, colorizer, how)
     for name in names:
         entry = resolve(name)
         if entry.name in seen:
@@ -144,10 +153,8 @@ def run(models=None, extra_archs: bool = False, size: int = 256, batch: int = 8,
         except (FileNotFoundError, Exception) as exc:  # report and go on with the others
             out(f"  {entry.name:<28} skipped: {exc}")
             continue
-        ips = images_per_second(c, size, batch, min_seconds)
         label = entry.name + (" (default)" if resolve("default").name == entry.name else "")
-        rows.append({"name": entry.name, "images_per_s": ips, "weights": how})
-        out(f"  {label:<28} {ips:8.2f} img/s   ({how})")
+        todo.append((label, entry.name, c, how))
     if extra_archs:
         for label, (arch, args) in EXTRA_ARCHS.items():
             try:
@@ -155,9 +162,11 @@ def run(models=None, extra_archs: bool = False, size: int = 256, batch: int = 8,
             except Exception as exc:
                 out(f"  {label:<28} skipped: {exc}")
                 continue
-            ips = images_per_second(c, size, batch, min_seconds)
-            rows.append({"name": label, "images_per_s": ips, "weights": "random weights"})
-            out(f"  {label:<28} {ips:8.2f} img/s   (random weights)")
+            todo.append((label, label, c, "random weights"))
+    speeds = images_per_second([t[2] for t in todo], size, batch, min_seconds) if todo else []
+    for (label, name, _, how), ips in zip(todo, speeds):
+        rows.append({"name": name, "images_per_s": ips, "weights": how})
+        out(f"  {label:<28} {ips:8.2f} img/s   ({how})")
     result = {"throughput": rows, "size": size, "batch": batch, "threads": torch.get_num_threads()}
     by = {r["name"]: r["images_per_s"] for r in rows}
     default_name = resolve("default").name

@@ -105,7 +105,8 @@ def cmd_evaluate(args) -> int:
             rows, means = evaluate_folder(c, [d], save_dir=save, batch_size=args.batch_size,
                                           progress=not args.quiet,
                                           on_error=lambda f, m: errors.append((f, m)),
-                                          hints=args.hints, variations=args.variations, limit=args.limit)
+                                          hints=args.hints, variations=args.variations, limit=args.limit,
+                                          spread=not args.no_spread)
         except ValueError as exc:
             _err(str(exc))
             return 2
@@ -117,6 +118,7 @@ def cmd_evaluate(args) -> int:
             for r in rows:
                 print(f"{r['image']}: " + " ".join(f"{k}={r[k]:.3f}" for k in r if k != "image"))
     mode = (f", {args.hints} hints from the truth per photo" if args.hints else "") + \
+           (" (network only, not spread)" if args.hints and args.no_spread else "") + \
            (f", {args.variations} variations per photo (metrics averaged over them)" if args.variations else "")
     print(f"model {c.name} (working resolution {c.input_size}{mode})")
     print(format_table(sets))
@@ -226,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--gain", type=float, default=None, help="chroma gain override (classification heads)")
     e.add_argument("--hints", type=int, default=0, metavar="K",
                    help="colorize with K colour hints taken from the truth (hint models)")
+    e.add_argument("--no-spread", action="store_true",
+                   help="with --hints: give the hints to the network only, without spreading them along edges")
     e.add_argument("--variations", type=int, default=0, metavar="N",
                    help="sample N variations per photo; report their diversity (mean pairwise dE2000)")
     e.add_argument("--limit", type=int, default=None, metavar="N",

@@ -72,11 +72,12 @@ def subsample(files: list, limit: int | None) -> list:
 
 def evaluate_folder(colorizer, paths, save_dir: str | Path | None = None, batch_size: int = 16,
                     progress: bool = True, on_error=None, hints: int = 0, variations: int = 0,
-                    limit: int | None = None) -> tuple[list[dict], dict]:
+                    limit: int | None = None, spread: bool = True) -> tuple[list[dict], dict]:
     """Evaluate a colorizer on image files. Returns (per-image rows, means).
 
     Unreadable files are passed to on_error(path, message) and skipped. hints / variations: see
-    the module's docstring; limit: evaluate only that many photos (evenly spaced).
+    the module's docstring; limit: evaluate only that many photos (evenly spaced); spread=False:
+    hints reach only the network, not the edge-aware spreading after it (to measure each part).
     """
     from tqdm import tqdm
     from .hints import hints_from_truth
@@ -105,7 +106,7 @@ def evaluate_folder(colorizer, paths, save_dir: str | Path | None = None, batch_
         if variations:
             preds = []
         elif hints:
-            preds = [colorizer.colorize(t, hints=hints_from_truth(t, hints, seed=s + j))
+            preds = [colorizer.colorize(t, hints=hints_from_truth(t, hints, seed=s + j), spread=spread)
                      for j, t in enumerate(truths)]
         else:
             preds = colorizer.colorize_batch(truths, batch_size=batch_size)

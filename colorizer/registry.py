@@ -97,7 +97,16 @@ register(ModelEntry(
                 "U-Net, 313-bin classification, hint inputs (a, b, mask), variations and color suggestions",
     trained_on="../shared/data/train (14,082 photos): lite0-cls, then fine-tuned with random hints "
                "sampled from the truth and a loss on the decoded colors (see weights/README.md)",
-    scores={},  # filled from docs/results/lite0_hint_eval.json
+    scores={  # python -m colorizer evaluate ... (docs/results/lite0_hint_eval.json); gray baseline in ()
+        "val/imagenette_val1000": {"psnr": 23.48, "gray_psnr": 22.81, "ssim": 0.932, "de2000": 9.56,
+                                   "gray_de2000": 10.51, "colorfulness_ratio": 0.78},
+        "test/kodak24": {"psnr": 22.21, "gray_psnr": 22.00, "ssim": 0.937, "de2000": 11.37,
+                         "gray_de2000": 12.12, "colorfulness_ratio": 0.75},
+        "test/bsds500_test": {"psnr": 22.45, "gray_psnr": 21.54, "ssim": 0.930, "de2000": 11.79,
+                              "gray_de2000": 13.01, "colorfulness_ratio": 0.77},
+        "test/mcmaster18": {"psnr": 18.80, "gray_psnr": 17.67, "ssim": 0.787, "de2000": 13.82,
+                            "gray_de2000": 15.64, "colorfulness_ratio": 0.53},
+    },
 ))
 
 DEFAULT_MODEL = "lite0-hint"
