@@ -2,9 +2,13 @@
 
     python scripts/screenshot_app.py --out docs/screenshots/colorize_tab.png
     python scripts/screenshot_app.py --checkpoint runs/lite0_cls.pt --example "chelsea gray"
+    python scripts/screenshot_app.py --example "cameraman gray" --hints 0.3,0.8 0.5,0.2 --variations \
+        --out docs/screenshots/colorize_hints.png
 
 Starts the real server (`python app.py`) on a free port, clicks an example, presses Colorize,
-waits for the result (and the metrics, for a color example) and saves a full-page PNG.
+waits for the result (and the metrics, for a color example) and saves a full-page PNG. With
+--hints, it then clicks on the photo in the Color hints panel at those points (fractions of
+width and height), one hint each; with --variations it also shows the variations gallery.
 """
 from __future__ import annotations
 
@@ -31,6 +35,9 @@ def main(argv=None) -> int:
                     help="serve this checkpoint as the default model")
     ap.add_argument("--example", default="chelsea gray", help="label of the example to click")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--hints", nargs="*", default=[], metavar="FX,FY",
+                    help="click on the photo in the hint panel at these fractions of its size")
+    ap.add_argument("--variations", action="store_true", help="also show the variations gallery")
     args = ap.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
@@ -60,6 +67,24 @@ def main(argv=None) -> int:
                 page.locator("#result-message").get_by_text("Colorized").first.wait_for()
                 if "already a" in page.locator("#result-message").inner_text():
                     page.locator("#heatmap img").first.wait_for()
+                if args.hints:
+                    page.get_by_text("Color hints: click on the photo").click()
+                    img = page.locator("#hint-image img").first
+                    img.wait_for()
+                    for i, spec in enumerate(args.hints, 1):
+                        fx, fy = (float(v) for v in spec.split(","))
+                        box = img.bounding_box()
+                        nw, nh = img.evaluate("e => [e.naturalWidth, e.naturalHeight]")
+                        r = min(box["width"] / nw, box["height"] / nh, 1.0)
+                        ox, oy = (box["width"] - nw * r) / 2, (box["height"] - nh * r) / 2
+                        img.click(position={"x": ox + fx * nw * r, "y": oy + fy * nh * r})
+                        page.locator("#hint-list").get_by_text(f"{i} hint").first.wait_for()
+                        page.locator("#hint-suggestions img").nth(5).wait_for()
+                        page.wait_for_timeout(1500)
+                if args.variations:
+                    page.get_by_text("Variations: several plausible").click()
+                    page.locator("#variations-button").click()
+                    page.locator("#variations-gallery img").nth(3).wait_for()
                 page.wait_for_timeout(1500)
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(args.out), full_page=True)
