@@ -203,14 +203,30 @@ class Colorizer:
         return f"Colorizer({self.name!r}, input_size={self.input_size}, device={str(self.device)!r})"
 
     # network at the working resolution
-    def _predict_small(self, l_small: np.ndarray, hints: torch.Tensor | None = None) -> torch.Tensor:
-        """N x h x w L planes -> N x 2 x h' x w' ab (Lab units) at the network's output size."""
+    def _run(self, l_small: np.ndarray, hints: torch.Tensor | None, decode: bool) -> torch.Tensor:
+        """N x h x w L planes (+ hints) -> the network's ab (decode) or raw output (logits)."""
         x = torch.from_numpy(np.array(l_small, dtype=np.float32))[:, None]
         x = ((x - lab.L_CENT) / lab.L_NORM).to(self.device)
+        fn = self.model.predict_ab if decode else self.model
         with torch.inference_mode():
             if self.accepts_hints:
-                return self.model.predict_ab(x, None if hints is None else hints.to(self.device))
-            return self.model.predict_ab(x)
+                return fn(x, None if hints is None else hints.to(self.device))
+            return fn(x)
+
+    def _predict_small(self, l_small: np.ndarray, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """N x h x w L planes -> N x 2 x h' x w' ab (Lab units) at the network's output size."""
+        return self._run(l_small, hints, decode=True)
+
+    def _working_input(self, L: np.ndarray, hints, input_size) -> tuple[np.ndarray, torch.Tensor | None]:
+        """Full-resolution L (and hints) -> L at the working resolution (1 x h x w) and the hint planes."""
+        H, W = L.shape
+        hw = working_size(H, W, input_size or self.input_size, self.multiple)
+        ht = None
+        if hints:
+            if not self.accepts_hints:
+                raise ValueError(f"model {self.name!r} does not take color hints")
+            ht = hints_tensor(hints, (H, W), hw)
+        return resize_plane(L, hw)[None], ht
 
     def predict_ab(self, L: np.ndarray, hints=None, input_size: int | None = None,
                    spread: bool = True) -> np.ndarray:
@@ -219,17 +235,10 @@ class Colorizer:
         With hints, the network sees them; then (spread=True) what the network's colours still
         miss at the hints is spread over their regions along the photo's edges (hints.spread_hints).
         """
-        H, W = L.shape
-        hw = working_size(H, W, input_size or self.input_size, self.multiple)
-        ht = None
-        if hints:
-            if not self.accepts_hints:
-                raise ValueError(f"model {self.name!r} does not take color hints")
-            ht = hints_tensor(hints, (H, W), hw)
-        ab = self._predict_small(resize_plane(L, hw)[None], ht)
+        ab = self._predict_small(*self._working_input(L, hints, input_size))
         if hints and spread:
             ab = torch.from_numpy(self._spread(ab[0].float().cpu().numpy(), L, hints))[None]
-        return upsample_ab(ab, (H, W))
+        return upsample_ab(ab, L.shape)
 
     @staticmethod
     def _spread(ab_small: np.ndarray, L: np.ndarray, hints) -> np.ndarray:
@@ -246,20 +255,9 @@ class Colorizer:
         head = getattr(self.model, "head", None)
         return head is not None and hasattr(head, "bins") and hasattr(head, "decode")
 
-    def _logits(self, L: np.ndarray, hints, input_size):
-        H, W = L.shape
-        hw = working_size(H, W, input_size or self.input_size, self.multiple)
-        ht = None
-        if hints:
-            if not self.accepts_hints:
-                raise ValueError(f"model {self.name!r} does not take color hints")
-            ht = hints_tensor(hints, (H, W), hw)
-        x = torch.from_numpy(np.array(resize_plane(L, hw), dtype=np.float32))[None, None]
-        x = ((x - lab.L_CENT) / lab.L_NORM).to(self.device)
-        with torch.inference_mode():
-            if self.accepts_hints:
-                return self.model(x, None if ht is None else ht.to(self.device))
-            return self.model(x)
+    def _logits(self, L: np.ndarray, hints, input_size) -> torch.Tensor:
+        """The network's raw output (1 x K x h x w logits for a classification model)."""
+        return self._run(*self._working_input(L, hints, input_size), decode=False)
 
     def variations(self, image, n: int = 4, seed: int | None = 0, hints=None,
                    input_size: int | None = None, strength: float | None = None) -> list[np.ndarray]:
@@ -318,12 +316,11 @@ class Colorizer:
             return [{"a": float(bins[i, 0]), "b": float(bins[i, 1]), "probability": float(p[i]),
                      "hex": ab_to_hex(light, float(bins[i, 0]), float(bins[i, 1]))} for i in chosen]
         if hasattr(self.model, "suggest_colors"):  # SIGGRAPH17's own suggestion head
-            hw = working_size(H, W, input_size or self.input_size, self.multiple)
-            ht = hints_tensor(hints, (H, W), hw) if hints else None
-            xs = torch.from_numpy(np.array(resize_plane(L, hw), dtype=np.float32))[None, None]
-            xs = (xs - lab.L_CENT) / lab.L_NORM
+            l_small, ht = self._working_input(L, hints, input_size)
+            h, w = l_small.shape[-2:]
+            xs = (torch.from_numpy(np.array(l_small, dtype=np.float32))[:, None] - lab.L_CENT) / lab.L_NORM
             with torch.inference_mode():
-                ab, prob = self.model.suggest_colors(xs, int(y * hw[0] / H), int(x * hw[1] / W), ht, k)
+                ab, prob = self.model.suggest_colors(xs, int(y * h / H), int(x * w / W), ht, k)
             return [{"a": float(a), "b": float(b), "probability": float(q),
                      "hex": ab_to_hex(light, float(a), float(b))} for (a, b), q in zip(ab[0].tolist(), prob[0].tolist())]
         raise ValueError(f"model {self.name!r} cannot suggest colours")

@@ -231,3 +231,12 @@ def test_ten_hints_from_the_truth_lower_delta_e_on_a_real_photo(tiny_colorizer):
         tiny_colorizer.colorize(rgb, hints=hints_from_truth(rgb, 10), spread=False), rgb, "2000").mean()
     assert hinted < 0.8 * plain  # even a random network's colours get much closer with 10 hints
     assert hinted < net_only
+
+
+def test_suggest_colors_of_siggraph17_use_its_own_suggestion_head():
+    c = Colorizer(build_model("siggraph17").eval(), "siggraph17", input_size=64)
+    rgb = photo(48, 64)
+    sug = c.suggest_colors(rgb, 10, 20, k=4)
+    assert len(sug) == 4 and all(set(s) == {"a", "b", "probability", "hex"} for s in sug)
+    assert [s["probability"] for s in sug] == sorted((s["probability"] for s in sug), reverse=True)
+    assert c.suggest_colors(rgb, 10, 20, k=4, hints=[(12, 22, 60.0, 60.0)]) != sug  # hints reach it
