@@ -285,7 +285,7 @@ class TrainConfig:
     hint_mean_count: float = 8.0
     init: str | None = None
     decode_weight: float = 0.0
-    hint_lr_mult: float = 10.0
+    hint_lr_mult: float = 1.0
 
 
 def model_args_for(cfg: TrainConfig, n_bins: int) -> dict:
@@ -363,7 +363,8 @@ def train(cfg: TrainConfig) -> dict:
     loss_fn = ColorLoss(cfg.head, cfg.regression_loss, torch.from_numpy(bins), class_weights,
                         cfg.decode_weight, cfg.temperature, cfg.correction)
 
-    # the hint layers start at zero inside a trained network: they learn at hint_lr_mult x the rate
+    # the hint layers start at zero inside a trained network: they may learn at hint_lr_mult x the
+    # rate (raising it to 3x or 30x hurt the photos without hints in our runs: docs/results/runs.md)
     hint_params = [p for n, p in model.named_parameters() if n.startswith(("hint_stem.", "hint_mix."))]
     ids = {id(p) for p in hint_params}
     groups = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
