@@ -145,7 +145,6 @@ def hints_from_truth(rgb: np.ndarray, count: int, seed: int = 0, patch: int = 5)
 # Values picked on 40 val photos with 10 hints each (mean Delta E 2000 after / before hints)
 SPREAD_SIGMA = 0.25  # fall-off of a hint's influence, as a share of the grid's diagonal
 EDGE_COST = 0.3  # extra path cost per unit of L difference between neighbouring cells
-CHROMA_EDGE_COST = 0.0  # the same per unit of predicted ab difference (0: edges of L only)
 GLOBAL_FIT = True
 GLOBAL_RIDGE = 3.0  # pull of the global colour correction towards no change, in hints
 
@@ -165,29 +164,38 @@ def global_fit(ab: np.ndarray, merged: dict) -> np.ndarray:
     return (flat @ M).T.reshape(ab.shape).astype(np.float32)
 
 
-def _edge_cost(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
-    """Cost of crossing each cell: 1 + EDGE_COST |grad L| + CHROMA_EDGE_COST |grad ab|."""
-    def grad(p):
-        gy, gx = np.gradient(p.astype(np.float32))
-        return np.hypot(gx, gy)
-    g_ab = np.sqrt(grad(ab[0]) ** 2 + grad(ab[1]) ** 2)
-    return 1.0 + EDGE_COST * grad(L) + CHROMA_EDGE_COST * g_ab
+def hint_weights(L: np.ndarray, cells, sigma: float | None = None) -> dict:
+    """For each hinted grid cell (row, col), its weight over the photo: exp(-d / s), d the
+    geodesic distance from the cell along paths that pay 1 + EDGE_COST |grad L| per cell crossed,
+    s = sigma x the grid's diagonal. Depends on the lightness only, so one computation serves
+    every colouring of the same photo (the variations)."""
+    from skimage.graph import MCP_Geometric
+
+    h, w = L.shape
+    gy, gx = np.gradient(L.astype(np.float32))
+    mcp = MCP_Geometric(1.0 + EDGE_COST * np.hypot(gx, gy))
+    scale = (SPREAD_SIGMA if sigma is None else sigma) * float(np.hypot(h, w))
+    out = {}
+    for r, c, *_ in cells:
+        key = (int(r), int(c))
+        if key not in out:
+            dist, _ = mcp.find_costs([key])
+            out[key] = np.exp(-dist / scale)
+    return out
 
 
 def spread_hints(ab: np.ndarray, L: np.ndarray, cells: list[tuple[int, int, float, float]],
-                 sigma: float | None = None) -> np.ndarray:
+                 sigma: float | None = None, weights: dict | None = None) -> np.ndarray:
     """Correct a predicted ab plane (2 x h x w) with hints at grid cells [(row, col, a, b)].
 
-    Each hint's residual (hint colour minus prediction there) spreads over the photo with weight
-    exp(-d / s), d the geodesic distance from the hint along a path that pays for crossing edges
-    of the lightness L (h x w) and of the predicted colours, s = sigma x the grid's diagonal:
-    the residual fills the region the hint lies in and fades across edges (the idea of Yatziv and
-    Sapiro's chrominance blending, 2006, applied to the network's errors instead of to colours).
-    Where several hints reach, their residuals are averaged by weight. A hinted cell gets exactly
-    its hint's colour.
+    First a global chroma correction fitted on the hints (global_fit, with 3 or more hinted
+    cells); then each hint's remaining residual (hint colour minus prediction there) spreads over
+    the photo with its weight from hint_weights (pass them in when colouring one photo several
+    times): the residual fills the region the hint lies in and fades across edges of the
+    lightness L (h x w) (the idea of Yatziv and Sapiro's chrominance blending, 2006, applied to
+    the network's errors instead of to colours). Where several hints reach, their residuals are
+    averaged by weight. A hinted cell gets exactly its hint's colour.
     """
-    from skimage.graph import MCP_Geometric
-
     if not cells:
         return ab
     h, w = L.shape
@@ -196,15 +204,13 @@ def spread_hints(ab: np.ndarray, L: np.ndarray, cells: list[tuple[int, int, floa
         merged.setdefault((int(r), int(c)), []).append((a, b))
     if GLOBAL_FIT and len(merged) >= 3:
         ab = global_fit(ab, merged)
-    cost = _edge_cost(L, ab)
-    scale = (SPREAD_SIGMA if sigma is None else sigma) * float(np.hypot(h, w))
+    if weights is None:
+        weights = hint_weights(L, cells, sigma)
     num = np.zeros((2, h, w), np.float64)
     den = np.zeros((h, w), np.float64)
     for (r, c), colours in merged.items():
-        target = np.mean(colours, axis=0)
-        resid = target - ab[:, r, c]
-        dist, _ = MCP_Geometric(cost).find_costs([(r, c)])
-        wgt = np.exp(-dist / scale)
+        resid = np.mean(colours, axis=0) - ab[:, r, c]
+        wgt = weights[(r, c)]
         num += wgt[None] * resid[:, None, None]
         den += wgt
     out = ab + (num / np.maximum(den, 1.0)[None]).astype(np.float32)

@@ -237,16 +237,27 @@ class Colorizer:
         """
         ab = self._predict_small(*self._working_input(L, hints, input_size))
         if hints and spread:
-            ab = torch.from_numpy(self._spread(ab[0].float().cpu().numpy(), L, hints))[None]
+            ab = self._spread(ab, self._spread_plan(L, hints, ab.shape[-2:]))
         return upsample_ab(ab, L.shape)
 
     @staticmethod
-    def _spread(ab_small: np.ndarray, L: np.ndarray, hints) -> np.ndarray:
-        from .hints import spread_hints
+    def _spread_plan(L: np.ndarray, hints, size_hw) -> tuple:
+        """The hints as cells of the network's output grid, L on that grid, and each hint's
+        weight map (computed once per photo, whatever colours are spread with them)."""
+        from .hints import hint_weights
         H, W = L.shape
-        h, w = ab_small.shape[-2:]
+        h, w = size_hw
         cells = [(min(h - 1, int(y * h / H)), min(w - 1, int(x * w / W)), a, b) for x, y, a, b in hints]
-        return spread_hints(ab_small, resize_plane(L, (h, w)), cells)
+        l_small = resize_plane(L, (h, w))
+        return cells, l_small, hint_weights(l_small, cells)
+
+    @staticmethod
+    def _spread(ab: torch.Tensor, plan) -> torch.Tensor:
+        """1 x 2 x h x w ab -> the same with the hints spread (hints.spread_hints)."""
+        from .hints import spread_hints
+        cells, l_small, weights = plan
+        out = spread_hints(ab[0].float().cpu().numpy(), l_small, cells, weights=weights)
+        return torch.from_numpy(out)[None]
 
     # --- distributions: variations and colour suggestions (classification models) ------------
     @property
@@ -276,13 +287,14 @@ class Colorizer:
         L = lightness_of(image)
         logits = self._logits(L, hints, input_size).float()
         head = self.model.head
-        out = []
+        out, plan = [], None
         with torch.inference_mode():
             for z in sample_logits(logits, head.bins.float(), n, seed,
                                    DEFAULT_STRENGTH if strength is None else float(strength)):
                 ab = head.decode(z)
                 if hints:
-                    ab = torch.from_numpy(self._spread(ab[0].float().cpu().numpy(), L, hints))[None]
+                    plan = plan or self._spread_plan(L, hints, ab.shape[-2:])
+                    ab = self._spread(ab, plan)
                 out.append(lab.l_ab_to_rgb_uint8(L, upsample_ab(ab, L.shape)))
         return out
 
