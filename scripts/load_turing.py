@@ -9,11 +9,14 @@ Without --url it builds a pool in a temporary SQLite database (synthetic photos,
 colorized by --models) and starts the app on a free port of 127.0.0.1 (``--app app.py``: the
 whole app; default: ``python -m turing_test serve``). Each participant is its own gradio_client
 Client: turing_start, then --votes turing_vote calls, each after a think time (a participant
-must look at the photo and decide: --think-ms, uniform range; 0 for back-to-back calls).
+must look at the photo and decide: --think-ms, uniform range; 0 for back-to-back calls). The
+participants are spread over --processes client processes (threads in each), so that the
+clients' own turns on Python's interpreter lock do not pass for server time.
 
 Then it checks the database: every acknowledged vote is there exactly once, and there is no
 vote that was not acknowledged. It prints votes per second and the time from sending a vote to
-having the next image (the file downloaded), p50 / p95 / p99, and exits 1 if a check failed.
+having the next image (the file downloaded), p50 / p95 / p99, the CPU time the server and the
+clients used per vote, and exits 1 if a check failed.
 Only loopback addresses are allowed as targets.
 """
 from __future__ import annotations
@@ -61,6 +64,15 @@ def synthetic_photos(folder: Path, n: int, size=320, seed=0) -> list[Path]:
     return out
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far (Linux /proc), or None."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def percentile(values, q):
     if not values:
         return float("nan")
@@ -97,6 +109,66 @@ def start_server(args, db_url: str, port: int, workdir: Path) -> subprocess.Pope
     raise SystemExit("the server did not start within 120 s")
 
 
+def participant(job: dict, k: int, delay: float, seed: int, out: dict, lock: threading.Lock):
+    """One simulated participant: its own gradio_client Client; turing_start, then the votes."""
+    import gradio_client
+    think = job["think"]
+    prng = random.Random(seed)
+    ext = f"load_{job['run_id']}_{k}"
+    try:
+        time.sleep(max(0.0, job["t0"] + delay - time.time()))
+        # plain HTTP on loopback: ssl_verify=False spares gradio_client loading the CA bundle
+        # for each of the several httpx clients it makes per call (tens of ms of CPU each)
+        c = gradio_client.Client(job["base"], verbose=False, ssl_verify=False)
+        t = time.perf_counter()
+        img, _, _, end, token, _ = c.predict(ext, api_name="/turing_start")
+        with lock:
+            out["lat_start"].append(time.perf_counter() - t)
+        n = 0
+        while not end and n < job["votes"] and time.time() < job["deadline"]:
+            if think[1] > 0:
+                time.sleep(prng.uniform(think[0], think[1]) / 1000.0)
+            shown = Path(img).stem
+            sent = time.time()
+            t = time.perf_counter()
+            img, _, _, end, new_token, _ = c.predict(prng.choice(["real", "fake"]), token,
+                                                     api_name="/turing_vote")
+            dt = time.perf_counter() - t
+            if not end and (not img or not Path(img).is_file()):
+                raise RuntimeError("no next image")
+            with lock:
+                out["lat_vote"].append(dt)
+                out["trace"].append((k, sent - job["t0"], dt))
+                out["acked"].append((ext, shown))
+            token = new_token
+            n += 1
+        c.close()
+    except Exception as exc:
+        with lock:
+            out["errors"].append(f"participant {k}: {exc!r}")
+
+
+def _lower_priority(nice: int) -> None:
+    if nice > 0 and hasattr(os, "nice"):
+        os.nice(nice)
+
+
+def run_participants(job: dict, share: list) -> dict:
+    """Run a share of the participants, one thread each, in this process; what they measured."""
+    out = {"lat_vote": [], "lat_start": [], "acked": [], "errors": [], "trace": []}
+    lock = threading.Lock()
+    cpu0 = time.process_time()
+    threads = [threading.Thread(target=participant, args=(job, k, delay, seed, out, lock), daemon=True)
+               for k, delay, seed in share]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(1.0, job["deadline"] - time.time()))
+    with lock:
+        out["cpu_s"] = time.process_time() - cpu0
+        return {k: list(v) if isinstance(v, list) else v for k, v in out.items()}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--participants", type=int, default=100)
@@ -112,9 +184,18 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--timeout-s", type=float, default=900, help="give up after this long")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--processes", type=int, default=4,
+                    help="client processes the participants are spread over (threads in each); "
+                         "with one, 100 client threads take turns on one interpreter lock and "
+                         "their own waiting shows up in the measured times")
+    ap.add_argument("--client-nice", type=int, default=10,
+                    help="the simulated participants run at this lower CPU priority (nice), so "
+                         "that on a small machine the server is not slowed by its own load "
+                         "generator (real participants' browsers run elsewhere); 0: same priority")
+    ap.add_argument("--latency-csv", default=None,
+                    help="write one row per vote (participant, seconds since the start, latency ms)")
     args = ap.parse_args(argv)
 
-    import gradio_client
     from sqlalchemy import create_engine, text
 
     rng = random.Random(args.seed)
@@ -151,58 +232,35 @@ def main(argv=None) -> int:
         proc = start_server(args, db_url, port, tmp)
         base = f"http://127.0.0.1:{port}/"
 
-    lat_vote, lat_start = [], []
-    acked: list[tuple[str, str]] = []
-    errors: list[str] = []
-    lock = threading.Lock()
     deadline = time.time() + args.timeout_s
     run_id = f"{os.getpid()}_{int(time.time())}"
-
-    def participant(k: int, delay: float, seed: int):
-        prng = random.Random(seed)
-        ext = f"load_{run_id}_{k}"
-        try:
-            time.sleep(delay)
-            # plain HTTP on loopback: ssl_verify=False spares gradio_client loading the CA bundle
-            # for each of the several httpx clients it makes per call (tens of ms of CPU each)
-            c = gradio_client.Client(base, verbose=False, ssl_verify=False)
-            t = time.perf_counter()
-            img, _, _, end, token, _ = c.predict(ext, api_name="/turing_start")
-            with lock:
-                lat_start.append(time.perf_counter() - t)
-            n = 0
-            while not end and n < args.votes and time.time() < deadline:
-                if think[1] > 0:
-                    time.sleep(prng.uniform(think[0], think[1]) / 1000.0)
-                shown = Path(img).stem
-                t = time.perf_counter()
-                img, _, _, end, new_token, _ = c.predict(prng.choice(["real", "fake"]), token,
-                                                         api_name="/turing_vote")
-                dt = time.perf_counter() - t
-                if not end and (not img or not Path(img).is_file()):
-                    raise RuntimeError("no next image")
-                with lock:
-                    lat_vote.append(dt)
-                    acked.append((ext, shown))
-                token = new_token
-                n += 1
-            c.close()
-        except Exception as exc:
-            with lock:
-                errors.append(f"participant {k}: {exc!r}")
-
-    threads = [threading.Thread(target=participant,
-                                args=(k, args.ramp_s * k / max(1, args.participants), rng.random()),
-                                daemon=True)
-               for k in range(args.participants)]
+    plan = [(k, args.ramp_s * k / max(1, args.participants), rng.random())
+            for k in range(args.participants)]
+    n_proc = max(1, min(args.processes, args.participants))
+    shares = [plan[i::n_proc] for i in range(n_proc)]
+    job = dict(base=base, votes=args.votes, think=think, run_id=run_id, deadline=deadline)
+    cpu0 = process_cpu_s(proc.pid) if proc is not None else None
     t_start = time.time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(max(1.0, deadline - time.time()))
+    job["t0"] = t_start
+    if n_proc == 1:
+        _lower_priority(args.client_nice)  # the server was started before: it keeps its priority
+        results = [run_participants(job, shares[0])]
+    else:
+        import multiprocessing as mp
+        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        with ctx.Pool(n_proc, initializer=_lower_priority, initargs=(args.client_nice,)) as pool:
+            results = pool.starmap(run_participants, [(job, share) for share in shares])
     wall = time.time() - t_start
+    lat_vote = [x for r in results for x in r["lat_vote"]]
+    lat_start = [x for r in results for x in r["lat_start"]]
+    acked = [tuple(x) for r in results for x in r["acked"]]
+    errors = [x for r in results for x in r["errors"]]
+    trace = [x for r in results for x in r["trace"]]
+    client_cpu = sum(r["cpu_s"] for r in results)
 
     ok = True
+    cpu1 = process_cpu_s(proc.pid) if proc is not None else None
+    server_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
     try:
         eng = create_engine(db_url)
         with eng.connect() as c:
@@ -236,9 +294,17 @@ def main(argv=None) -> int:
     print(f"throughput: {len(acked) / wall:.1f} votes/s over the whole run "
           f"({len(acked) / max(1e-9, active):.1f} votes/s once all had arrived)")
     ms = [x * 1000 for x in lat_vote]
+    if args.latency_csv:
+        with open(args.latency_csv, "w") as f:
+            f.write("participant,sent_s,latency_ms\n")
+            f.writelines(f"{k},{t:.3f},{1000 * d:.1f}\n" for k, t, d in sorted(trace, key=lambda r: r[1]))
     print(f"vote -> next image (ms): p50 {percentile(ms, 50):.0f}, p95 {percentile(ms, 95):.0f}, "
           f"p99 {percentile(ms, 99):.0f}, max {max(ms) if ms else float('nan'):.0f}, "
           f"mean {statistics.fmean(ms) if ms else float('nan'):.0f}")
+    if server_cpu is not None and acked:
+        print(f"CPU time during the run: server {server_cpu:.1f} s ({1000 * server_cpu / len(acked):.1f} ms "
+              f"per vote, the starts included), simulated participants {client_cpu:.1f} s "
+              f"({1000 * client_cpu / len(acked):.1f} ms per vote); this machine has {os.cpu_count()} cores")
     sm = [x * 1000 for x in lat_start]
     print(f"start -> first image (ms): p50 {percentile(sm, 50):.0f}, p95 {percentile(sm, 95):.0f}")
     p95 = percentile(ms, 95)

@@ -98,6 +98,32 @@ def test_participant_flow(server):
     assert n_votes(server) == before + 8
 
 
+def test_votes_run_on_the_event_loop_unless_commits_are_slow(server, monkeypatch):
+    """A SQLite vote runs on the server's event loop; with slow commits (a network disk) or a
+    busy writer it goes to a worker thread. Either way each vote is stored once."""
+    from turing_test.store import get_store
+    live = get_store(server["url"])  # the store the server uses
+    threads = []
+    real_vote = live.vote
+
+    def recording_vote(*a, **k):
+        threads.append(threading.current_thread().name)
+        return real_vote(*a, **k)
+
+    monkeypatch.setattr(live, "vote", recording_vote)
+    monkeypatch.setattr(live, "commit_ms", 0.0)  # forget commits slowed by earlier tests
+    c = client(server)
+    before = n_votes(server)
+    img, _, _, end, token, _ = c.predict("", api_name="/turing_start")
+    img, _, _, end, token, _ = c.predict("real", token, api_name="/turing_vote")
+    assert threads and not any("AnyIO worker" in n for n in threads), threads
+    threads.clear()
+    monkeypatch.setattr(live, "commit_ms", 50.0)  # as if every commit took 50 ms
+    img, _, _, end, token, _ = c.predict("fake", token, api_name="/turing_vote")
+    assert threads and all("AnyIO worker" in n for n in threads), threads
+    assert n_votes(server) == before + 2 and not end and img
+
+
 def test_bad_input_errors_and_writes_nothing(server):
     before = n_votes(server)
     fresh = client(server)

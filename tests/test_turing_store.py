@@ -316,3 +316,40 @@ def test_wal_is_checkpointed_in_the_background(tmp_path):
     while votes_in_main_file() < 3 and time.time() < deadline:
         time.sleep(0.1)
     assert votes_in_main_file() == 3
+
+
+def test_vote_without_waiting_refuses_while_another_thread_writes(tmp_path):
+    from turing_test.store import WriterBusy
+    st = make_store(f"sqlite:///{tmp_path / 'busy.db'}")
+    v = st.start()
+    inside, release = threading.Event(), threading.Event()
+
+    def long_write():
+        with st.write():
+            inside.set()
+            release.wait(10)
+
+    t = threading.Thread(target=long_write)
+    t.start()
+    try:
+        assert inside.wait(10)
+        with pytest.raises(WriterBusy):
+            st.vote(v.participant_id, "real", v.token, wait=False)
+    finally:
+        release.set()
+        t.join(10)
+    assert count(st, Vote) == 0  # the refused attempt wrote nothing
+    v2 = st.vote(v.participant_id, "real", v.token, wait=False)  # the lock is free again
+    assert count(st, Vote) == 1 and v2.position == 1 and v2.token != v.token
+
+
+def test_writes_are_fast_follows_commit_times(db_url):
+    st = make_store(db_url)
+    run_participant(st, "timing")
+    assert st.commit_ms > 0
+    if not st.sqlite:  # PostgreSQL: votes always go to a worker thread
+        assert not st.writes_are_fast()
+        return
+    assert st.writes_are_fast(limit_ms=1e6) and not st.writes_are_fast(limit_ms=0)
+    st.commit_ms = 50.0  # as on a slow network disk
+    assert not st.writes_are_fast()

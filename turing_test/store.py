@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -24,8 +25,13 @@ from .survey import SurveyError
 
 VOTE_COLUMNS = ["participant", "stimulus", "source", "kind", "model", "answer_real",
                 "response_ms", "voted_at", "practice"]
+FAST_COMMIT_MS = 5.0  # see Store.writes_are_fast
 SETTINGS = ("exposure_ms", "max_trials", "n_practice", "n_attention", "completion_code",
             "completion_url")
+
+
+class WriterBusy(Exception):
+    """Store.write(wait=False) found the writer lock taken."""
 
 
 @dataclass
@@ -75,6 +81,7 @@ class Store:
         # SQLite has one writer at a time: queue this process's writers on a lock (first come,
         # first served, no busy-wait sleeps); other processes wait on the busy timeout.
         self._write_lock = threading.Lock() if self.sqlite else None
+        self.commit_ms = 0.0  # running mean duration of a commit (see writes_are_fast)
         if create:
             Base.metadata.create_all(self.engine)
 
@@ -82,17 +89,28 @@ class Store:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
     @contextlib.contextmanager
-    def write(self):
-        """A write transaction: ``with store.write() as s: ...`` commits at the end."""
+    def write(self, wait: bool = True):
+        """A write transaction: ``with store.write() as s: ...`` commits at the end.
+
+        wait=False: raise WriterBusy at once if another thread of this process is writing
+        (SQLite only; PostgreSQL has no process-wide writer lock)."""
         lock = self._write_lock
-        if lock is not None:
-            lock.acquire()
+        if lock is not None and not lock.acquire(blocking=wait):
+            raise WriterBusy("another request is writing")
         try:
             with self.Session.begin() as s:
                 yield s
+                t_commit = time.perf_counter()
+            # a running mean of how long a commit takes (SQLite: the fsync of the WAL)
+            self.commit_ms = 0.9 * self.commit_ms + 0.1 * (time.perf_counter() - t_commit) * 1000
         finally:
             if lock is not None:
                 lock.release()
+
+    def writes_are_fast(self, limit_ms: float = FAST_COMMIT_MS) -> bool:
+        """SQLite, and its commits currently take under limit_ms on average: a short write can
+        then run on a server's event loop rather than in a worker thread."""
+        return self.sqlite and self.commit_ms < limit_ms
 
     def read(self):
         return self.ReadSession.begin()
@@ -283,42 +301,47 @@ class Store:
             return self._view(s, s.get(Survey, p.survey_id), p)
 
     def vote(self, participant_id: str | None, answer, token: str | None = None,
-             client_ms=None) -> TrialView:
+             client_ms=None, *, wait: bool = True) -> TrialView:
         """Record the answer to the participant's current image and return what comes next.
 
         token: the trial token sent with the image (optional): a token already answered is a
         repeated request and counts nothing; a token that is not this participant's current
         image is refused. client_ms: the response time the browser measured (used when it is
         plausible, else the server's time between handing out the image and the vote).
+        wait=False (SQLite): raise :class:`WriterBusy` instead of waiting when another request
+        of this process is writing (the caller can then wait somewhere else: a worker thread).
+
+        The vote is the survey's hot path: a few Core statements (the participant with its
+        survey; its current and next assignment; the vote; two updates), no ORM unit of work.
         """
         answer_real = survey.parse_answer(answer)
         token = survey.clean_token(token)
         if not participant_id or not isinstance(participant_id, str) or len(participant_id) > 64:
             raise SurveyError("no session: press Start before voting")
         now = utcnow()
-        with self.write() as s:
-            p = s.scalar(select(Participant).where(Participant.id == participant_id).with_for_update())
+        q = _vote_statements()
+        with self.write(wait=wait) as s:
+            conn = s.connection()
+            p = conn.execute(q["participant"], {"pid": participant_id}).first()
             if p is None:
                 raise SurveyError("unknown session: press Start to begin")
-            sv = s.get(Survey, p.survey_id)
-            cur = None
-            if p.next_position < p.n_trials:
-                cur = s.scalar(select(Assignment).where(Assignment.participant_id == p.id,
-                                                        Assignment.position == p.next_position))
+            pos = p.next_position
+            rows = {r.position: r for r in conn.execute(
+                q["assignments"], {"pid": p.id, "pos": pos, "pos1": pos + 1})}
+            cur = rows.get(pos) if pos < p.n_trials else None
             if token and (cur is None or token != cur.token):
-                prev = s.scalar(select(Assignment).where(Assignment.token == token))
+                prev = conn.execute(q["by_token"], {"token": token}).first()
                 if prev is None or prev.participant_id != p.id:
                     raise SurveyError("that image is not assigned to you: vote on the image you "
                                       "were shown")
-                if prev.position < p.next_position:  # answered before: a repeated request
-                    view = self._view(s, sv, p)
+                if prev.position < pos:  # answered before: a repeated request
+                    view = self._trial_view(s, p, pos, cur)
                     view.duplicate = True
                     return view
                 raise SurveyError("that image is not your current one")
             if cur is None:
                 raise SurveyError("you have already finished this survey: "
                                   + survey.score_text(*self._score(s, p.id)))
-            kind = s.scalar(select(Stimulus.kind).where(Stimulus.id == cur.stimulus_id))
             shown = as_utc(cur.shown_at)
             server_ms = int((now - shown).total_seconds() * 1000) if shown else None
             response_ms = server_ms
@@ -328,17 +351,39 @@ class Store:
                 c = None
             if c is not None and c == c and 0 < c <= (server_ms if server_ms is not None else 3.6e6) + 1000:
                 response_ms = int(round(c))
-            s.add(Vote(participant_id=p.id, stimulus_id=cur.stimulus_id, assignment_id=cur.id,
-                       answer_real=answer_real, response_ms=response_ms, voted_at=now,
-                       practice=cur.practice))
-            p.next_position = p.next_position + 1
-            if p.next_position >= p.n_trials:
-                p.finished_at = now
-            s.flush()
-            view = self._view(s, sv, p, now=now, mark_shown=True)
+            conn.execute(q["insert_vote"], dict(
+                participant_id=p.id, stimulus_id=cur.stimulus_id, assignment_id=cur.id,
+                answer_real=answer_real, response_ms=response_ms, voted_at=now,
+                practice=bool(cur.practice)))
+            done = pos + 1 >= p.n_trials
+            conn.execute(q["advance"], {"pid": p.id, "pos1": pos + 1,
+                                        "finished_at": now if done else None})
+            nxt = None if done else rows.get(pos + 1)
+            if nxt is not None:
+                conn.execute(q["mark_shown"], {"aid": nxt.id, "now": now})
+            view = self._trial_view(s, p, pos + 1, nxt)
             if cur.practice:
-                view.feedback = survey.practice_feedback(kind, answer_real)
+                view.feedback = survey.practice_feedback(cur.kind, answer_real)
             return view
+
+    def _trial_view(self, s, p, position: int, a) -> TrialView:
+        """The view at `position` of participant row `p` (joined with its survey's settings),
+        `a` the assignment row at that position (None at the end)."""
+        view = TrialView(participant_id=p.id, survey_id=p.survey_id, position=position,
+                         n_trials=p.n_trials, n_practice=p.n_practice, exposure_ms=p.exposure_ms)
+        if position >= p.n_trials or a is None:
+            return self._end_view(s, view, p.completion_code, p.completion_url)
+        view.stimulus_id, view.token, view.practice = a.stimulus_id, a.token, bool(a.practice)
+        return view
+
+    def _end_view(self, s, view: TrialView, completion_code: str, completion_url: str) -> TrialView:
+        """The end screen: the participant's score and the completion code."""
+        view.finished = True
+        n_correct, n_counted = self._score(s, view.participant_id)
+        view.end_message = survey.end_message(n_correct=n_correct, n_counted=n_counted,
+                                              completion_code=completion_code,
+                                              completion_url=completion_url)
+        return view
 
     def _score(self, s, participant_id: str) -> tuple[int, int]:
         rows = s.execute(select(Stimulus.kind, Vote.answer_real).join(
@@ -351,12 +396,7 @@ class Store:
         view = TrialView(participant_id=p.id, survey_id=sv.id, position=p.next_position,
                          n_trials=p.n_trials, n_practice=p.n_practice, exposure_ms=sv.exposure_ms)
         if p.next_position >= p.n_trials:
-            view.finished = True
-            n_correct, n_counted = self._score(s, p.id)
-            view.end_message = survey.end_message(n_correct=n_correct, n_counted=n_counted,
-                                                  completion_code=sv.completion_code,
-                                                  completion_url=sv.completion_url)
-            return view
+            return self._end_view(s, view, sv.completion_code, sv.completion_url)
         a = s.scalar(select(Assignment).where(Assignment.participant_id == p.id,
                                               Assignment.position == p.next_position))
         if mark_shown:
@@ -419,6 +459,37 @@ def _survey_dict(sv: Survey) -> dict:
     return dict(id=sv.id, name=sv.name, active=bool(sv.active), is_demo=bool(sv.is_demo),
                 image_size=sv.image_size, created_at=as_utc(sv.created_at),
                 **{k: getattr(sv, k) for k in SETTINGS})
+
+
+_VOTE_STATEMENTS: dict = {}
+
+
+def _vote_statements() -> dict:
+    """The vote's Core statements, built once (with bind parameters) and reused, so that a vote
+    spends no time constructing SQL expressions or their cache keys."""
+    if not _VOTE_STATEMENTS:
+        P, A, S, SV, V = (Participant.__table__, Assignment.__table__, Stimulus.__table__,
+                          Survey.__table__, Vote.__table__)
+        _VOTE_STATEMENTS.update(
+            participant=select(P.c.id, P.c.survey_id, P.c.n_trials, P.c.n_practice,
+                               P.c.next_position, SV.c.exposure_ms, SV.c.completion_code,
+                               SV.c.completion_url)
+            .join(SV, P.c.survey_id == SV.c.id).where(P.c.id == bindparam("pid"))
+            .with_for_update(of=P),
+            assignments=select(A.c.id, A.c.position, A.c.stimulus_id, A.c.token, A.c.practice,
+                               A.c.shown_at, S.c.kind).join(S, A.c.stimulus_id == S.c.id)
+            .where(A.c.participant_id == bindparam("pid"),
+                   A.c.position.in_([bindparam("pos"), bindparam("pos1")])),
+            by_token=select(A.c.participant_id, A.c.position).where(A.c.token == bindparam("token")),
+            insert_vote=V.insert(),
+            # finished_at: set once, when the last trial is answered (None leaves it as it is)
+            advance=update(P).where(P.c.id == bindparam("pid")).values(
+                next_position=bindparam("pos1"),
+                finished_at=func.coalesce(bindparam("finished_at", type_=P.c.finished_at.type),
+                                          P.c.finished_at)),
+            mark_shown=update(A).where(A.c.id == bindparam("aid")).values(shown_at=bindparam("now")),
+        )
+    return _VOTE_STATEMENTS
 
 
 _stores: dict[str, Store] = {}

@@ -34,12 +34,13 @@ from pathlib import Path
 # costs more CPU than the votes themselves. Refresh it every 1000 events instead.
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
+import anyio  # noqa: E402
 import gradio as gr  # noqa: E402
 
 from . import stats  # noqa: E402
 from . import survey as sv  # noqa: E402
 from .pool import StimulusFiles, build_pool_from_zip, ensure_demo_survey  # noqa: E402
-from .store import Store, TrialView, get_store  # noqa: E402
+from .store import Store, TrialView, WriterBusy, get_store  # noqa: E402
 from .survey import SurveyError  # noqa: E402
 
 log = logging.getLogger("turing_test")
@@ -199,12 +200,26 @@ class _Turing:
             view.feedback = "Welcome back: you continue where you left off."
         return [state] + self._outputs(view)
 
-    def vote(self, answer, token="", rt_ms=None, state=None):
+    async def vote(self, answer, token="", rt_ms=None, state=None):
+        # On SQLite a vote is about a millisecond of work plus the commit, so it runs right here
+        # on the server's event loop: no hand-over to a worker thread and back, and no threads
+        # taking turns on the GIL, which under a survey's stream of votes cost more than the
+        # vote itself. It waits in a worker thread instead when another request of this process
+        # is writing (a start, a pool being stored), when commits are slow (a network disk: the
+        # event loop must not stall on them), and on PostgreSQL (network round trips).
         try:
             sv.parse_answer(answer)  # bad answers are refused before anything else
             if not isinstance(state, dict) or not state.get("participant"):
                 raise SurveyError("no session: press Start before voting")
-            view = self.store.vote(state["participant"], answer, token or None, rt_ms)
+            args = (state["participant"], answer, token or None, rt_ms)
+            view = None
+            if self.store.writes_are_fast():
+                try:
+                    view = self.store.vote(*args, wait=False)
+                except WriterBusy:
+                    pass
+            if view is None:
+                view = await anyio.to_thread.run_sync(self.store.vote, *args)
         except SurveyError as exc:
             raise gr.Error(str(exc)) from None
         return self._outputs(view, layout=False)
