@@ -96,16 +96,17 @@ register(ModelEntry(
     description="lite0-cls fine-tuned to take color hints and to decode accurately: EfficientNet-Lite0 "
                 "U-Net, 313-bin classification, hint inputs (a, b, mask), variations and color suggestions",
     trained_on="../shared/data/train (14,082 photos): lite0-cls, then fine-tuned with random hints "
-               "sampled from the truth and a loss on the decoded colors (see weights/README.md)",
+               "sampled from the truth and a loss on the decoded colors, on 128 px and then 224 px "
+               "crops (see weights/README.md)",
     scores={  # python -m colorizer evaluate ... (docs/results/lite0_hint_eval.json); gray baseline in ()
-        "val/imagenette_val1000": {"psnr": 23.48, "gray_psnr": 22.81, "ssim": 0.932, "de2000": 9.56,
+        "val/imagenette_val1000": {"psnr": 23.61, "gray_psnr": 22.81, "ssim": 0.932, "de2000": 9.41,
                                    "gray_de2000": 10.51, "colorfulness_ratio": 0.78},
-        "test/kodak24": {"psnr": 22.21, "gray_psnr": 22.00, "ssim": 0.937, "de2000": 11.37,
-                         "gray_de2000": 12.12, "colorfulness_ratio": 0.75},
-        "test/bsds500_test": {"psnr": 22.45, "gray_psnr": 21.54, "ssim": 0.930, "de2000": 11.79,
-                              "gray_de2000": 13.01, "colorfulness_ratio": 0.77},
-        "test/mcmaster18": {"psnr": 18.80, "gray_psnr": 17.67, "ssim": 0.787, "de2000": 13.82,
-                            "gray_de2000": 15.64, "colorfulness_ratio": 0.53},
+        "test/kodak24": {"psnr": 22.12, "gray_psnr": 22.00, "ssim": 0.930, "de2000": 11.22,
+                         "gray_de2000": 12.12, "colorfulness_ratio": 0.81},
+        "test/bsds500_test": {"psnr": 22.70, "gray_psnr": 21.54, "ssim": 0.933, "de2000": 11.38,
+                              "gray_de2000": 13.01, "colorfulness_ratio": 0.73},
+        "test/mcmaster18": {"psnr": 18.82, "gray_psnr": 17.67, "ssim": 0.790, "de2000": 13.92,
+                            "gray_de2000": 15.64, "colorfulness_ratio": 0.54},
     },
 ))
 
