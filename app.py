@@ -13,7 +13,6 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import gc  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
 
@@ -77,9 +76,9 @@ if __name__ == "__main__":
     t = time.perf_counter()
     ui.preload()
     log.info("ready to serve after %.1f s of model loading", time.perf_counter() - t)
-    # everything made so far lives as long as the server: keep it out of the garbage collector's
-    # rescans (see turing_test.ui.settle_garbage_collector, which `python -m turing_test serve` calls)
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    try:  # everything made so far lives as long as the server: out of the collector's rescans
+        from turing_test.ui import settle_garbage_collector
+        settle_garbage_collector()
+    except ModuleNotFoundError:
+        pass
     demo.queue(default_concurrency_limit=1).launch(**launch_kwargs())
