@@ -51,14 +51,26 @@ fi
 id postgres >/dev/null 2>&1 || { log "no postgres user after the install"; exit 1; }
 
 if [ -f "$PGDIR/data/postmaster.pid" ] && as_pg "$BIN/pg_ctl" -D "$PGDIR/data" status >/dev/null 2>&1; then
+  PORT="$(cat "$PGDIR/port" 2>/dev/null || echo "$PORT")"
   log "already running in $PGDIR"
 else
   rm -rf "$PGDIR"
   mkdir -p "$PGDIR"
   chown postgres "$PGDIR" 2>/dev/null || true
   as_pg "$BIN/initdb" -D "$PGDIR/data" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-  as_pg "$BIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $PORT -k $PGDIR -c fsync=on -c max_connections=200" start >&2
+  started=""
+  for _ in 1 2 3 4 5 6 7 8; do  # a port still held by another program: take the next one
+    : > "$PGDIR/server.log"; chown postgres "$PGDIR/server.log" 2>/dev/null || true
+    if as_pg "$BIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $PORT -k $PGDIR -c fsync=on -c max_connections=200" start >&2; then
+      started=1; break
+    fi
+    grep -q "Address already in use" "$PGDIR/server.log" || break
+    log "port $PORT is in use; trying $((PORT + 1))"
+    PORT=$((PORT + 1))
+  done
+  [ -n "$started" ] || { log "PostgreSQL did not start; see $PGDIR/server.log"; exit 1; }
+  echo "$PORT" > "$PGDIR/port"
 fi
 "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$DBNAME'" \
   | grep -q 1 || "$BIN/createdb" -h 127.0.0.1 -p "$PORT" -U postgres "$DBNAME"
