@@ -44,6 +44,13 @@ def upload(page, path):
     page.locator("#photo-input img").first.wait_for()  # the upload shows as the input image
 
 
+def colorize_upload(page, path):
+    """Upload a photo, press Colorize and wait for the result's message."""
+    upload(page, path)
+    page.locator("#colorize-button").click()
+    page.locator("#result-message").get_by_text("Colorized").first.wait_for()
+
+
 def test_upload_colorize_see_result_and_screenshot(server, page, tmp_path):
     open_app(page, server)
     src = H.save(tmp_path / "old_cat.jpg", Image.fromarray(H.gray_photo(300, 400)), quality=92)
@@ -82,9 +89,7 @@ def test_bad_upload_shows_a_clear_message_in_the_page(server, page, tmp_path):
     page.locator("#photo-input input[type=file]").set_input_files(str(H.noise_png(tmp_path / "huge.png", 3)))
     page.get_by_text('exceed the maximum allowed size of 2.0 Mb: "huge.png"').first.wait_for()
     # the page still works: a good photo right after
-    upload(page, H.save(tmp_path / "fine.png", Image.fromarray(H.gray_photo(60, 80))))
-    page.locator("#colorize-button").click()
-    page.locator("#result-message").get_by_text("Colorized").first.wait_for()
+    colorize_upload(page, H.save(tmp_path / "fine.png", Image.fromarray(H.gray_photo(60, 80))))
     assert server.alive()
 
 
@@ -130,9 +135,7 @@ def test_hints_click_pick_colors_undo_and_clear(server, page, tmp_path):
     from colorizer import lab
 
     open_app(page, server)
-    upload(page, H.save(tmp_path / "street.png", Image.fromarray(H.gray_photo(300, 400))))
-    page.locator("#colorize-button").click()
-    page.locator("#result-message").get_by_text("Colorized").first.wait_for()
+    colorize_upload(page, H.save(tmp_path / "street.png", Image.fromarray(H.gray_photo(300, 400))))
     href, plain = _png(page)
     page.get_by_text("Color hints: click on the photo").click()
     page.locator("#hint-list").get_by_text("No hints yet").wait_for()
@@ -198,9 +201,7 @@ def test_hints_click_pick_colors_undo_and_clear(server, page, tmp_path):
 
 def test_variations_gallery_pick_one_as_the_result(server, page, tmp_path):
     open_app(page, server)
-    upload(page, H.save(tmp_path / "harbour.png", Image.fromarray(H.gray_photo(150, 200))))
-    page.locator("#colorize-button").click()
-    page.locator("#result-message").get_by_text("Colorized").first.wait_for()
+    colorize_upload(page, H.save(tmp_path / "harbour.png", Image.fromarray(H.gray_photo(150, 200))))
     href, _ = _png(page)
     page.get_by_text("Variations: several plausible").click()
     page.locator("#variations-button").click()

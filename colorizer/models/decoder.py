@@ -99,19 +99,18 @@ class EncoderDecoderNet(ColorizationNet):
     def forward(self, l_norm, hints=None):
         if not self.accepts_hints:
             return self.head(self.decoder(self.encoder(l_norm)))
-        n, _, h, w = l_norm.shape
         if hints is None:
             # no hints: the stem path adds exactly nothing (no bias), and the mix sees zero hint
             # planes, so only its weights on the features count: skip the rest
             x = self.decoder(self.encoder(l_norm))
             mix = self.hint_mix
             return self.head(x + F.conv2d(x, mix.weight[:, :x.shape[1]], mix.bias))
-        else:
-            if tuple(hints.shape) != (n, 3, h, w):
-                raise ValueError(f"hints must be N x 3 x H x W = {(n, 3, h, w)} (a/110, b/110, mask), "
-                                 f"got {tuple(hints.shape)}")
-            hints = hints.to(l_norm)
-            x = self.decoder(self.encoder(l_norm, self.hint_stem(hints)))
-            pooled = pool_hints(hints, x.shape[-2:])
+        n, _, h, w = l_norm.shape
+        if tuple(hints.shape) != (n, 3, h, w):
+            raise ValueError(f"hints must be N x 3 x H x W = {(n, 3, h, w)} (a/110, b/110, mask), "
+                             f"got {tuple(hints.shape)}")
+        hints = hints.to(l_norm)
+        x = self.decoder(self.encoder(l_norm, self.hint_stem(hints)))
+        pooled = pool_hints(hints, x.shape[-2:])
         x = x + self.hint_mix(torch.cat([x, pooled], 1))
         return self.head(x)
