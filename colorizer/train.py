@@ -286,6 +286,11 @@ class TrainConfig:
     init: str | None = None
     decode_weight: float = 0.0
     hint_lr_mult: float = 1.0
+    hint_branch: int = 0
+    train_only: str = "all"
+
+
+TRAIN_ONLY = ("all", "hint-branch")
 
 
 def model_args_for(cfg: TrainConfig, n_bins: int) -> dict:
@@ -294,6 +299,8 @@ def model_args_for(cfg: TrainConfig, n_bins: int) -> dict:
             "correction": cfg.correction, "gain": cfg.gain}
     if cfg.hints:
         args["hints"] = True
+    if cfg.hint_branch:
+        args["hint_branch"] = int(cfg.hint_branch)
     if cfg.arch == "backbone_unet":
         args["encoder"] = cfg.encoder
     elif cfg.arch != "unet":
@@ -318,6 +325,12 @@ def train(cfg: TrainConfig) -> dict:
 
     if cfg.head not in HEADS:
         raise ValueError(f"unknown head {cfg.head!r}: choose one of {', '.join(HEADS)}")
+    if cfg.train_only not in TRAIN_ONLY:
+        raise ValueError(f"--train-only must be one of {', '.join(TRAIN_ONLY)}, not {cfg.train_only!r}")
+    if cfg.hint_branch and not cfg.hints:
+        raise ValueError("--hint-branch needs --hints")
+    if cfg.train_only == "hint-branch" and not cfg.hint_branch:
+        raise ValueError("--train-only hint-branch needs --hint-branch")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
@@ -363,13 +376,22 @@ def train(cfg: TrainConfig) -> dict:
     loss_fn = ColorLoss(cfg.head, cfg.regression_loss, torch.from_numpy(bins), class_weights,
                         cfg.decode_weight, cfg.temperature, cfg.correction)
 
-    # the hint layers start at zero inside a trained network: they may learn at hint_lr_mult x the
-    # rate (raising it to 3x or 30x hurt the photos without hints in our runs: docs/results/runs.md)
-    hint_params = [p for n, p in model.named_parameters() if n.startswith(("hint_stem.", "hint_mix."))]
-    ids = {id(p) for p in hint_params}
-    groups = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
-    if hint_params:
-        groups.append({"params": hint_params, "lr": cfg.lr * cfg.hint_lr_mult})
+    frozen = cfg.train_only == "hint-branch"
+    if frozen:
+        # only the hint branch learns; the rest stays exactly as it was (and in eval mode, so
+        # batch norm keeps its statistics): photos without hints are colorized as before
+        for n, p in model.named_parameters():
+            p.requires_grad_(n.startswith("hint_branch."))
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    else:
+        # the hint layers start at zero inside a trained network: they may learn at hint_lr_mult x the
+        # rate (raising it to 3x or 30x hurt the photos without hints in our runs: docs/results/runs.md)
+        hint_params = [p for n, p in model.named_parameters()
+                       if n.startswith(("hint_stem.", "hint_mix.", "hint_branch."))]
+        ids = {id(p) for p in hint_params}
+        groups = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
+        if hint_params:
+            groups.append({"params": hint_params, "lr": cfg.lr * cfg.hint_lr_mult})
     opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.lr_patience)
     state = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0,
@@ -396,6 +418,10 @@ def train(cfg: TrainConfig) -> dict:
     val_crops = center_crops(val_images, multiple)
     val_batches = [lab_batch(np.stack(val_crops[i:i + 16])) for i in range(0, len(val_crops), 16)
                    if len({c.shape for c in val_crops[i:i + 16]}) == 1]
+    # a model trained with hints is validated with hints too: fixed ones, the same every epoch
+    val_rng = random.Random(4321)
+    val_hints = [sample_hints(ab, 0.0 if frozen else cfg.hint_p_none, cfg.hint_mean_count, generator=val_rng)
+                 if cfg.hints else None for _, ab in val_batches]
     dataset = AugmentedCrops(images, cfg.crop_size)
     sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=cfg.epoch_size)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
@@ -404,20 +430,24 @@ def train(cfg: TrainConfig) -> dict:
     budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
     run_start = time.time() - state["elapsed_s"]
 
+    def set_training_mode():
+        model.train(not frozen)
+
     def evaluate() -> float:
         model.eval()
         tot, n = 0.0, 0
         with torch.inference_mode():
-            for l_norm, ab in val_batches:
-                tot += float(loss_fn(model(l_norm), ab)) * len(l_norm)
+            for (l_norm, ab), hints in zip(val_batches, val_hints):
+                out = model(l_norm) if hints is None else model(l_norm, hints)
+                tot += float(loss_fn(out, ab)) * len(l_norm)
                 n += len(l_norm)
-        model.train()
+        set_training_mode()
         return tot / max(1, n)
 
     stopped = ""
     while state["epoch"] < cfg.epochs:
         epoch = state["epoch"] + 1
-        model.train()
+        set_training_mode()
         bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False, dynamic_ncols=True,
                    disable=None)
         t_ep, seen, run_loss = time.time(), 0, 0.0
@@ -425,7 +455,7 @@ def train(cfg: TrainConfig) -> dict:
         for crops in bar:
             l_norm, ab = lab_batch(crops)
             if cfg.hints:
-                hints = sample_hints(ab, cfg.hint_p_none, cfg.hint_mean_count)
+                hints = sample_hints(ab, 0.0 if frozen else cfg.hint_p_none, cfg.hint_mean_count)
                 loss = loss_fn(model(l_norm, hints), ab)
             else:
                 loss = loss_fn(model(l_norm), ab)
@@ -485,7 +515,7 @@ def init_from(model, path) -> None:
     ck = read_checkpoint(path)
     own = model.state_dict()
     src = {k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
-    new_ok = {k for k in own if k.startswith(("hint_stem.", "hint_mix."))}
+    new_ok = {k for k in own if k.startswith(("hint_stem.", "hint_mix.", "hint_branch."))}
     missing = sorted(set(own) - set(src) - new_ok)
     extra = sorted(set(src) - set(own))
     bad = sorted(k for k in src if k in own and tuple(src[k].shape) != tuple(own[k].shape))
@@ -543,6 +573,11 @@ def add_arguments(p) -> None:
                    help="mean number of hints on a photo that gets some")
     p.add_argument("--hint-lr-mult", type=float, default=d.hint_lr_mult,
                    help="learning rate of the hint layers, as a multiple of --lr")
+    p.add_argument("--hint-branch", type=int, default=d.hint_branch, metavar="CHANNELS",
+                   help="add a hint propagation branch of this many channels (colorizer/models/hint_branch.py)")
+    p.add_argument("--train-only", default=d.train_only, choices=TRAIN_ONLY,
+                   help="hint-branch: train only the hint branch, the rest of the network frozen "
+                        "(photos without hints keep their colours exactly)")
     p.add_argument("--decode-weight", type=float, default=d.decode_weight,
                    help="weight of the squared error of the decoded colours (classification head)")
     p.add_argument("--log", default=None, help="log file (default: OUT with .log)")

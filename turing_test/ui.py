@@ -153,6 +153,8 @@ class _Turing:
         self.demo_survey = demo_survey
         self.demo_note = ""
         self._thumbs: dict[str, str] = {}
+        self._out_components: list = []  # the participant outputs (set by build_turing_tabs)
+        self._image_payloads: dict[str, dict] = {}  # stimulus file -> its payload for the browser
         self._export_dir = Path(tempfile.mkdtemp(prefix="turing_export_"))
 
     # --- demo survey -------------------------------------------------------------------------
@@ -222,7 +224,31 @@ class _Turing:
                 view = await anyio.to_thread.run_sync(self.store.vote, *args)
         except SurveyError as exc:
             raise gr.Error(str(exc)) from None
-        return self._outputs(view, layout=False)
+        return self._serialized(self._outputs(view, layout=False))
+
+    def _serialized(self, values: list) -> list:
+        """The vote's outputs as Gradio's postprocessing would send them, made here on the event
+        loop. The vote event runs with preprocess=False and postprocess=False: Gradio would
+        otherwise hand each of its inputs and outputs to a worker thread and back (nine thread
+        hand-overs a vote, more CPU than the vote itself under a survey's stream of votes) and
+        check the image's path against the static folders on every vote. The image's payload is
+        made once per stimulus file, by Gradio's own functions, and kept."""
+        from gradio import processing_utils
+
+        out = []
+        for comp, value in zip(self._out_components, values):
+            if value is None or isinstance(value, dict):  # nothing, or a layout update / skip
+                out.append(value)
+            elif isinstance(comp, gr.Image):
+                payload = self._image_payloads.get(value)
+                if payload is None:
+                    data = comp.postprocess(value).model_dump()
+                    payload = processing_utils.move_files_to_cache(data, comp, postprocess=True)
+                    self._image_payloads[value] = payload
+                out.append(dict(payload))
+            else:
+                out.append(comp.postprocess(value))
+        return out
 
     # --- admin -------------------------------------------------------------------------------
 
@@ -482,17 +508,20 @@ def build_turing_tabs(db_url: str | None = None, admin_token: str | None = None,
         gr.HTML("", js_on_load=KEYS_JS, elem_id="turing-keys")
 
     outputs = [intro, trial, end, image, progress, feedback, end_md, token, exposure]
+    t._out_components = outputs
     part = dict(concurrency_limit=PARTICIPANT_CONCURRENCY, concurrency_id="turing_participant",
                 show_progress="hidden")
     start_btn.click(t.start, [pid, url_params], [state] + outputs, api_name="turing_start",
                     **{**part, "show_progress": "minimal"}).success(
         None, [exposure, image], None, js=SHOW_JS, api_name="turing_show_start")
+    # the vote checks its raw inputs itself and sends its outputs ready-made (_Turing._serialized)
+    vote = dict(part, preprocess=False, postprocess=False)
     real_btn.click(t.vote, [answer, token, rt, state], outputs, js=_vote_js("real"),
-                   api_name="turing_vote", **part).success(
+                   api_name="turing_vote", **vote).success(
         None, [exposure, image], None, js=SHOW_JS, api_name="turing_show_real")
     # the same handler; the public endpoint is turing_vote (answer "real" or "fake")
     fake_btn.click(t.vote, [answer, token, rt, state], outputs, js=_vote_js("fake"),
-                   api_name="turing_vote_colorized", api_visibility="private", **part).success(
+                   api_name="turing_vote_colorized", api_visibility="private", **vote).success(
         None, [exposure, image], None, js=SHOW_JS, api_name="turing_show_fake")
     root = gr.context.Context.root_block
     if root is not None:

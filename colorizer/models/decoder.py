@@ -69,12 +69,14 @@ class EncoderDecoderNet(ColorizationNet):
     b / AB_NORM, 0/1 mask), fed in twice: added to the encoder's stem (so the hints spread through
     the whole encoder, as in Zhang et al. 2017) and, pooled to the output resolution, mixed into
     the decoder's last features (so a hinted spot keeps its colour). Both paths start at zero, so
-    a hint model fine-tuned from a plain one starts out as that model.
+    a hint model fine-tuned from a plain one starts out as that model. hint_branch=C > 0 adds a
+    HintBranch of C channels (colorizer/models/hint_branch.py) that spreads the hints over the
+    decoder's last features; it is exactly zero without hints.
     """
 
     def _assemble(self, encoder: nn.Module, decoder_channels, head: str, out_stride: int,
                   n_bins: int, temperature: float, correction: float = 0.0,
-                  gain: float = 1.0, hints: bool = False) -> None:
+                  gain: float = 1.0, hints: bool = False, hint_branch: int = 0) -> None:
         self.encoder = encoder
         strides = list(encoder.strides)
         if out_stride not in strides:
@@ -95,6 +97,13 @@ class EncoderDecoderNet(ColorizationNet):
                 nn.init.zeros_(conv.weight)
                 if conv.bias is not None:
                     nn.init.zeros_(conv.bias)
+        if hint_branch:
+            if not hints:
+                raise ValueError("hint_branch needs hints=True")
+            from .hint_branch import HintBranch
+            self.hint_branch = HintBranch(self.decoder.out_channels, int(hint_branch))
+        else:
+            self.hint_branch = None
 
     def forward(self, l_norm, hints=None):
         if not self.accepts_hints:
@@ -113,4 +122,6 @@ class EncoderDecoderNet(ColorizationNet):
         x = self.decoder(self.encoder(l_norm, self.hint_stem(hints)))
         pooled = pool_hints(hints, x.shape[-2:])
         x = x + self.hint_mix(torch.cat([x, pooled], 1))
+        if self.hint_branch is not None:
+            x = x + self.hint_branch(pooled, x)
         return self.head(x)
