@@ -149,19 +149,21 @@ GLOBAL_FIT = True
 GLOBAL_RIDGE = 3.0  # pull of the global colour correction towards no change, in hints
 
 
-def global_fit(ab: np.ndarray, merged: dict) -> np.ndarray:
+def global_fit(ab, rows, cols, true):
     """A global correction of the predicted colours that the hints call for: ab -> A ab, a 2 x 2
     linear map of the chroma plane (more or less saturated, hues turned), fitted by least squares
-    on the hinted cells and pulled towards the identity (ridge weight GLOBAL_RIDGE, as if that
-    many hints agreed with the prediction). Gray stays gray: hints clustered on one object
-    cannot tint the whole photo, but ten hints that all find the prediction too muted make it
-    more vivid everywhere, before the local residuals are spread."""
-    pred = np.array([ab[:, r, c] for (r, c) in merged], np.float64)  # n x 2
-    true = np.array([np.mean(v, axis=0) for v in merged.values()], np.float64)
-    lam = GLOBAL_RIDGE * float(np.mean(pred ** 2) + 1.0)
-    M = np.linalg.solve(pred.T @ pred + lam * np.eye(2), pred.T @ true + lam * np.eye(2))  # 2 x 2
-    flat = ab.reshape(2, -1).T.astype(np.float64)
-    return (flat @ M).T.reshape(ab.shape).astype(np.float32)
+    on the hinted cells (rows, cols; their colours `true`, n x 2) and pulled towards the identity
+    (ridge weight GLOBAL_RIDGE, as if that many hints agreed with the prediction). Gray stays
+    gray: hints clustered on one object cannot tint the whole photo, but ten hints that all find
+    the prediction too muted make it more vivid everywhere, before the local residuals are spread.
+    ab: 2 x h x w tensor."""
+    import torch
+
+    pred = ab[:, rows, cols].T  # n x 2
+    lam = GLOBAL_RIDGE * (pred.pow(2).mean() + 1.0)
+    eye = torch.eye(2, dtype=ab.dtype)
+    M = torch.linalg.solve(pred.T @ pred + lam * eye, pred.T @ true + lam * eye)  # 2 x 2
+    return (ab.reshape(2, -1).T @ M).T.reshape(ab.shape)
 
 
 def hint_weights(L: np.ndarray, cells, sigma: float | None = None) -> dict:
@@ -184,36 +186,42 @@ def hint_weights(L: np.ndarray, cells, sigma: float | None = None) -> dict:
     return out
 
 
-def spread_hints(ab: np.ndarray, L: np.ndarray, cells: list[tuple[int, int, float, float]],
-                 sigma: float | None = None, weights: dict | None = None) -> np.ndarray:
+def spread_hints(ab, L: np.ndarray | None, cells: list[tuple[int, int, float, float]],
+                 sigma: float | None = None, weights: dict | None = None):
     """Correct a predicted ab plane (2 x h x w) with hints at grid cells [(row, col, a, b)].
 
     First a global chroma correction fitted on the hints (global_fit, with 3 or more hinted
     cells); then each hint's remaining residual (hint colour minus prediction there) spreads over
     the photo with its weight from hint_weights (pass them in when colouring one photo several
-    times): the residual fills the region the hint lies in and fades across edges of the
-    lightness L (h x w) (the idea of Yatziv and Sapiro's chrominance blending, 2006, applied to
-    the network's errors instead of to colours). Where several hints reach, their residuals are
-    averaged by weight. A hinted cell gets exactly its hint's colour.
+    times; L, the lightness on the grid, is needed only without them): the residual fills the
+    region the hint lies in and fades across edges of the lightness (the idea of Yatziv and
+    Sapiro's chrominance blending, 2006, applied to the network's errors instead of to colours).
+    Where several hints reach, their residuals are averaged by weight. A hinted cell gets exactly
+    its hint's colour.
+
+    ab: a float numpy array (computed in float64, returned as float32) or a torch tensor, which
+    keeps its gradient: a hint model can be trained through the spreading (colorizer/train.py).
     """
+    import torch
+
     if not cells:
         return ab
-    h, w = L.shape
     merged: dict[tuple[int, int], list] = {}
     for r, c, a, b in cells:
         merged.setdefault((int(r), int(c)), []).append((a, b))
-    if GLOBAL_FIT and len(merged) >= 3:
-        ab = global_fit(ab, merged)
     if weights is None:
         weights = hint_weights(L, cells, sigma)
-    num = np.zeros((2, h, w), np.float64)
-    den = np.zeros((h, w), np.float64)
-    for (r, c), colours in merged.items():
-        resid = np.mean(colours, axis=0) - ab[:, r, c]
-        wgt = weights[(r, c)]
-        num += wgt[None] * resid[:, None, None]
-        den += wgt
-    out = ab + (num / np.maximum(den, 1.0)[None]).astype(np.float32)
-    for (r, c), colours in merged.items():  # hinted cells: exactly the hint
-        out[:, r, c] = np.mean(colours, axis=0)
-    return out
+    as_numpy = isinstance(ab, np.ndarray)
+    t = torch.from_numpy(np.asarray(ab, np.float64)) if as_numpy else ab
+    keys = list(merged)
+    rows = torch.tensor([r for r, _ in keys])
+    cols = torch.tensor([c for _, c in keys])
+    true = torch.tensor(np.array([np.mean(merged[k], axis=0) for k in keys]), dtype=t.dtype)  # n x 2
+    if GLOBAL_FIT and len(keys) >= 3:
+        t = global_fit(t, rows, cols, true)
+    wgt = torch.from_numpy(np.stack([weights[k] for k in keys])).to(t.dtype)  # n x h x w
+    resid = true - t[:, rows, cols].T  # n x 2
+    out = t + torch.einsum("nhw,nc->chw", wgt, resid) / wgt.sum(0).clamp_min(1.0)
+    out = out.clone()
+    out[:, rows, cols] = true.T  # hinted cells: exactly the hint
+    return out.numpy().astype(np.float32) if as_numpy else out

@@ -131,19 +131,23 @@ def lab_batch(rgb_uint8: torch.Tensor | np.ndarray):
 # --- colour hints sampled from the truth (training a hint model) -----------------------------
 
 def sample_hints(ab: torch.Tensor, p_none: float = 0.3, mean_count: float = 8.0, max_count: int = 40,
-                 max_radius: int = 2, generator: random.Random | None = None) -> torch.Tensor:
+                 max_radius: int = 2, generator: random.Random | None = None, points: list | None = None
+                 ) -> torch.Tensor:
     """Random user hints taken from the true colours, as in Zhang et al. 2017.
 
     ab: N x 2 x H x W (Lab units) -> N x 3 x H x W (a / AB_NORM, b / AB_NORM, mask). Each photo
     gets no hints with probability p_none, else a geometric number of them (mean `mean_count`, at
     most max_count) at uniform positions; a hint is a square patch of half-size 0..max_radius
-    holding the patch's mean true colour.
+    holding the patch's mean true colour. A list passed as `points` receives, for each photo,
+    its hints as [(row, col, a, b)] (centre pixel, colour in Lab units).
     """
     rng = generator or random
     n, _, h, w = ab.shape
     out = torch.zeros(n, 3, h, w)
     q = 1.0 / max(1.0, mean_count)
     for i in range(n):
+        if points is not None:
+            points.append([])
         if rng.random() < p_none:
             continue
         count = 1
@@ -157,6 +161,8 @@ def sample_hints(ab: torch.Tensor, p_none: float = 0.3, mean_count: float = 8.0,
             out[i, 0, y0:y1, x0:x1] = colour[0]
             out[i, 1, y0:y1, x0:x1] = colour[1]
             out[i, 2, y0:y1, x0:x1] = 1.0
+            if points is not None:
+                points[i].append((cy, cx, float(colour[0]) * lab.AB_NORM, float(colour[1]) * lab.AB_NORM))
     return out
 
 
@@ -199,27 +205,51 @@ def rebalance_weights(images, bins: np.ndarray, lam: float = 0.5, sigma: float =
     return p.astype(np.float32), w.astype(np.float32)
 
 
+DECODE_LOSSES = ("mse", "de94")
+
+
+def delta_e94_ab(ab_hat: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """Per-pixel CIE94 colour difference (graphic arts: K1 0.045, K2 0.015) between predicted
+    and true chroma at the same lightness, differentiable: N x 2 x H x W (Lab units) -> N x H x W.
+    Unlike the squared error it forgives a saturated colour a chroma error in proportion to its
+    chroma, as Delta E 2000 does, instead of teaching the network to mute saturated colours."""
+    da, db = ab_hat[:, 0] - ab[:, 0], ab_hat[:, 1] - ab[:, 1]
+    c_true = ab.pow(2).sum(1).sqrt()
+    dc = c_true - (ab_hat.pow(2).sum(1) + 1e-6).sqrt()
+    dh2 = (da * da + db * db - dc * dc).clamp_min(0.0)
+    return ((dc / (1 + 0.045 * c_true)).pow(2) + dh2 / (1 + 0.015 * c_true).pow(2) + 1e-6).sqrt()
+
+
 class ColorLoss:
     """Loss on the head's raw output: regression (mse | l1 | huber on ab / AB_NORM) or
     rebalanced soft-encoded cross-entropy over ab bins.
 
     decode_weight > 0 (classification) adds decode_weight x the mean squared error, in ab / AB_NORM,
     of the colours the head will actually output: the annealed mean at `temperature` of the logits
-    with `correction` of the rebalancing taken back. The cross-entropy alone teaches a distribution;
+    with `correction` of the rebalancing taken back, times `gain` (and, for a hint model trained
+    through the spreading, with the hints spread). ce_weight scales the cross-entropy (0: the
+    decoded colours alone). The cross-entropy alone teaches a distribution;
     this term teaches the network to be only as confident as it is right, so the sharpened
     decoding stays vivid where the colour is certain and turns cautious where it is not.
     """
 
     def __init__(self, head: str, regression_loss: str = "huber", bins=None, class_weights=None,
                  decode_weight: float = 0.0, temperature: float = DEFAULT_TEMPERATURE,
-                 correction: float = 0.0):
+                 correction: float = 0.0, gain: float = 1.0, ce_weight: float = 1.0,
+                 decode_loss: str = "mse"):
+        if decode_loss not in DECODE_LOSSES:
+            raise ValueError(f"decode loss must be one of {', '.join(DECODE_LOSSES)}, not {decode_loss!r}")
         self.head, self.regression_loss = head, regression_loss
+        self.ce_weight = ce_weight
+        self.decode_loss = decode_loss
         self.bins = bins
         self.class_weights = class_weights
         self.decode_weight = decode_weight
-        self.temperature, self.correction = temperature, correction
+        self.temperature, self.correction, self.gain = temperature, correction, gain
 
-    def __call__(self, out: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    def __call__(self, out: torch.Tensor, ab: torch.Tensor, spread=None) -> torch.Tensor:
+        """spread: a function applied to the decoded colours (N x 2 x h x w, Lab units) before
+        their error is taken, as the app applies hint spreading (SpreadThrough)."""
         if out.shape[-2:] != ab.shape[-2:]:  # target at the output's resolution
             ab = F.adaptive_avg_pool2d(ab, out.shape[-2:])
         if self.head == "regression":
@@ -234,14 +264,47 @@ class ColorLoss:
         ce = -(logp.gather(1, idx) * wts).sum(1)  # N x H x W
         if self.class_weights is not None:
             ce = ce * self.class_weights[idx[:, 0]]
-        loss = ce.mean()
+        loss = self.ce_weight * ce.mean()
         if self.decode_weight:
             logits = out.float()
             if self.correction and self.class_weights is not None:
                 logits = logits - self.correction * self.class_weights.log()[None, :, None, None]
             ab_hat = annealed_mean(logits, self.bins, self.temperature)
-            loss = loss + self.decode_weight * F.mse_loss(ab_hat / lab.AB_NORM, ab / lab.AB_NORM)
+            if self.gain != 1.0:
+                ab_hat = ab_hat * self.gain
+            if spread is not None:
+                ab_hat = spread(ab_hat)
+            if self.decode_loss == "de94":
+                loss = loss + self.decode_weight * delta_e94_ab(ab_hat, ab).mean()
+            else:
+                loss = loss + self.decode_weight * F.mse_loss(ab_hat / lab.AB_NORM, ab / lab.AB_NORM)
         return loss
+
+
+class SpreadThrough:
+    """The hint spreading the app applies after the network (colorizer.hints.spread_hints), for
+    one batch of training crops and their sampled hints: called on the decoded colours, it spreads
+    the hints as colorizing would, and keeps the gradient. Training through it teaches the hint
+    layers what the spreading does not already do, instead of a weaker copy of it."""
+
+    def __init__(self, l_norm: torch.Tensor, points: list, grid_hw):
+        from .hints import hint_weights
+        from .pipeline import resize_plane
+        H, W = l_norm.shape[-2:]
+        h, w = grid_hw
+        self.plans = []
+        for i, pts in enumerate(points):
+            if not pts:
+                self.plans.append(None)
+                continue
+            cells = [(min(h - 1, int(r * h / H)), min(w - 1, int(c * w / W)), a, b) for r, c, a, b in pts]
+            L = l_norm[i, 0].numpy() * lab.L_NORM + lab.L_CENT
+            self.plans.append((cells, hint_weights(resize_plane(L, (h, w)), cells)))
+
+    def __call__(self, ab_hat: torch.Tensor) -> torch.Tensor:
+        from .hints import spread_hints
+        return torch.stack([ab_hat[i] if plan is None else spread_hints(ab_hat[i], None, plan[0], weights=plan[1])
+                            for i, plan in enumerate(self.plans)])
 
 
 # --- configuration and the loop ---------------------------------------------------------------
@@ -288,6 +351,9 @@ class TrainConfig:
     hint_lr_mult: float = 1.0
     hint_branch: int = 0
     train_only: str = "all"
+    through_spread: bool = False
+    ce_weight: float = 1.0
+    decode_loss: str = "mse"
 
 
 TRAIN_ONLY = ("all", "hint-branch")
@@ -331,6 +397,8 @@ def train(cfg: TrainConfig) -> dict:
         raise ValueError("--hint-branch needs --hints")
     if cfg.train_only == "hint-branch" and not cfg.hint_branch:
         raise ValueError("--train-only hint-branch needs --hint-branch")
+    if cfg.through_spread and not (cfg.hints and cfg.head == "classification" and cfg.decode_weight):
+        raise ValueError("--through-spread needs --hints, the classification head and --decode-weight")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
@@ -374,7 +442,8 @@ def train(cfg: TrainConfig) -> dict:
         log(f"{len(bins)} ab bins; rebalancing weights from {min(3000, len(images))} photos: "
             f"min {w.min():.2f} max {w.max():.2f}")
     loss_fn = ColorLoss(cfg.head, cfg.regression_loss, torch.from_numpy(bins), class_weights,
-                        cfg.decode_weight, cfg.temperature, cfg.correction)
+                        cfg.decode_weight, cfg.temperature, cfg.correction, cfg.gain, cfg.ce_weight,
+                        cfg.decode_loss)
 
     frozen = cfg.train_only == "hint-branch"
     if frozen:
@@ -420,8 +489,13 @@ def train(cfg: TrainConfig) -> dict:
                    if len({c.shape for c in val_crops[i:i + 16]}) == 1]
     # a model trained with hints is validated with hints too: fixed ones, the same every epoch
     val_rng = random.Random(4321)
-    val_hints = [sample_hints(ab, 0.0 if frozen else cfg.hint_p_none, cfg.hint_mean_count, generator=val_rng)
-                 if cfg.hints else None for _, ab in val_batches]
+    val_hints, val_spread = [], []
+    for l_norm, ab in val_batches:
+        pts = []
+        val_hints.append(sample_hints(ab, 0.0 if frozen else cfg.hint_p_none, cfg.hint_mean_count,
+                                      generator=val_rng, points=pts) if cfg.hints else None)
+        grid = (l_norm.shape[-2] // cfg.out_stride, l_norm.shape[-1] // cfg.out_stride)
+        val_spread.append(SpreadThrough(l_norm, pts, grid) if cfg.through_spread else None)
     dataset = AugmentedCrops(images, cfg.crop_size)
     sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=cfg.epoch_size)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
@@ -437,9 +511,9 @@ def train(cfg: TrainConfig) -> dict:
         model.eval()
         tot, n = 0.0, 0
         with torch.inference_mode():
-            for (l_norm, ab), hints in zip(val_batches, val_hints):
-                out = model(l_norm) if hints is None else model(l_norm, hints)
-                tot += float(loss_fn(out, ab)) * len(l_norm)
+            for (l_norm, ab), hints, spread in zip(val_batches, val_hints, val_spread):
+                pred = model(l_norm) if hints is None else model(l_norm, hints)
+                tot += float(loss_fn(pred, ab, spread)) * len(l_norm)
                 n += len(l_norm)
         set_training_mode()
         return tot / max(1, n)
@@ -455,8 +529,11 @@ def train(cfg: TrainConfig) -> dict:
         for crops in bar:
             l_norm, ab = lab_batch(crops)
             if cfg.hints:
-                hints = sample_hints(ab, 0.0 if frozen else cfg.hint_p_none, cfg.hint_mean_count)
-                loss = loss_fn(model(l_norm, hints), ab)
+                pts = [] if cfg.through_spread else None
+                hints = sample_hints(ab, 0.0 if frozen else cfg.hint_p_none, cfg.hint_mean_count, points=pts)
+                pred = model(l_norm, hints)
+                spread = SpreadThrough(l_norm, pts, pred.shape[-2:]) if cfg.through_spread else None
+                loss = loss_fn(pred, ab, spread)
             else:
                 loss = loss_fn(model(l_norm), ab)
             opt.zero_grad(set_to_none=True)
@@ -578,6 +655,14 @@ def add_arguments(p) -> None:
     p.add_argument("--train-only", default=d.train_only, choices=TRAIN_ONLY,
                    help="hint-branch: train only the hint branch, the rest of the network frozen "
                         "(photos without hints keep their colours exactly)")
+    p.add_argument("--through-spread", action="store_true",
+                   help="take the decoded colours' error after hint spreading, as the app shows them "
+                        "(decoded with --temperature, --correction and --gain)")
+    p.add_argument("--ce-weight", type=float, default=d.ce_weight,
+                   help="weight of the cross-entropy (classification head); 0 with --decode-weight: "
+                        "train on the decoded colours alone")
+    p.add_argument("--decode-loss", default=d.decode_loss, choices=DECODE_LOSSES,
+                   help="error of the decoded colours: squared error of ab, or CIE94 Delta E")
     p.add_argument("--decode-weight", type=float, default=d.decode_weight,
                    help="weight of the squared error of the decoded colours (classification head)")
     p.add_argument("--log", default=None, help="log file (default: OUT with .log)")
