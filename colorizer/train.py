@@ -487,13 +487,14 @@ def train(cfg: TrainConfig) -> dict:
     val_crops = center_crops(val_images, multiple)
     val_batches = [lab_batch(np.stack(val_crops[i:i + 16])) for i in range(0, len(val_crops), 16)
                    if len({c.shape for c in val_crops[i:i + 16]}) == 1]
-    # a model trained with hints is validated with hints too: fixed ones, the same every epoch
+    # a hint branch trained alone is validated with hints (fixed ones, the same every epoch): it
+    # changes nothing without them; the whole network is validated without hints, as before
     val_rng = random.Random(4321)
     val_hints, val_spread = [], []
     for l_norm, ab in val_batches:
         pts = []
-        val_hints.append(sample_hints(ab, 0.0 if frozen else cfg.hint_p_none, cfg.hint_mean_count,
-                                      generator=val_rng, points=pts) if cfg.hints else None)
+        val_hints.append(sample_hints(ab, 0.0, cfg.hint_mean_count, generator=val_rng, points=pts)
+                         if frozen else None)
         grid = (l_norm.shape[-2] // cfg.out_stride, l_norm.shape[-1] // cfg.out_stride)
         val_spread.append(SpreadThrough(l_norm, pts, grid) if cfg.through_spread else None)
     dataset = AugmentedCrops(images, cfg.crop_size)
