@@ -222,6 +222,5 @@ def spread_hints(ab, L: np.ndarray | None, cells: list[tuple[int, int, float, fl
     wgt = torch.from_numpy(np.stack([weights[k] for k in keys])).to(t.dtype)  # n x h x w
     resid = true - t[:, rows, cols].T  # n x 2
     out = t + torch.einsum("nhw,nc->chw", wgt, resid) / wgt.sum(0).clamp_min(1.0)
-    out = out.clone()
     out[:, rows, cols] = true.T  # hinted cells: exactly the hint
     return out.numpy().astype(np.float32) if as_numpy else out

@@ -139,7 +139,7 @@ def sample_hints(ab: torch.Tensor, p_none: float = 0.3, mean_count: float = 8.0,
     gets no hints with probability p_none, else a geometric number of them (mean `mean_count`, at
     most max_count) at uniform positions; a hint is a square patch of half-size 0..max_radius
     holding the patch's mean true colour. A list passed as `points` receives, for each photo,
-    its hints as [(row, col, a, b)] (centre pixel, colour in Lab units).
+    its hints as the pipeline takes them: [(x, y, a, b)] (centre pixel, colour in Lab units).
     """
     rng = generator or random
     n, _, h, w = ab.shape
@@ -162,7 +162,7 @@ def sample_hints(ab: torch.Tensor, p_none: float = 0.3, mean_count: float = 8.0,
             out[i, 1, y0:y1, x0:x1] = colour[1]
             out[i, 2, y0:y1, x0:x1] = 1.0
             if points is not None:
-                points[i].append((cy, cx, float(colour[0]) * lab.AB_NORM, float(colour[1]) * lab.AB_NORM))
+                points[i].append((cx, cy, float(colour[0]) * lab.AB_NORM, float(colour[1]) * lab.AB_NORM))
     return out
 
 
@@ -288,22 +288,14 @@ class SpreadThrough:
     layers what the spreading does not already do, instead of a weaker copy of it."""
 
     def __init__(self, l_norm: torch.Tensor, points: list, grid_hw):
-        from .hints import hint_weights
-        from .pipeline import resize_plane
-        H, W = l_norm.shape[-2:]
-        h, w = grid_hw
-        self.plans = []
-        for i, pts in enumerate(points):
-            if not pts:
-                self.plans.append(None)
-                continue
-            cells = [(min(h - 1, int(r * h / H)), min(w - 1, int(c * w / W)), a, b) for r, c, a, b in pts]
-            L = l_norm[i, 0].numpy() * lab.L_NORM + lab.L_CENT
-            self.plans.append((cells, hint_weights(resize_plane(L, (h, w)), cells)))
+        from .pipeline import Colorizer
+        L = (l_norm[:, 0] * lab.L_NORM + lab.L_CENT).numpy()
+        self.plans = [Colorizer._spread_plan(L[i], pts, grid_hw) if pts else None
+                      for i, pts in enumerate(points)]
 
     def __call__(self, ab_hat: torch.Tensor) -> torch.Tensor:
         from .hints import spread_hints
-        return torch.stack([ab_hat[i] if plan is None else spread_hints(ab_hat[i], None, plan[0], weights=plan[1])
+        return torch.stack([ab_hat[i] if plan is None else spread_hints(ab_hat[i], None, plan[0], weights=plan[2])
                             for i, plan in enumerate(self.plans)])
 
 
@@ -490,13 +482,13 @@ def train(cfg: TrainConfig) -> dict:
     # a hint branch trained alone is validated with hints (fixed ones, the same every epoch): it
     # changes nothing without them; the whole network is validated without hints, as before
     val_rng = random.Random(4321)
-    val_hints, val_spread = [], []
-    for l_norm, ab in val_batches:
+    val_hints, val_spread = [None] * len(val_batches), [None] * len(val_batches)
+    for i, (l_norm, ab) in enumerate(val_batches if frozen else []):
         pts = []
-        val_hints.append(sample_hints(ab, 0.0, cfg.hint_mean_count, generator=val_rng, points=pts)
-                         if frozen else None)
-        grid = (l_norm.shape[-2] // cfg.out_stride, l_norm.shape[-1] // cfg.out_stride)
-        val_spread.append(SpreadThrough(l_norm, pts, grid) if cfg.through_spread else None)
+        val_hints[i] = sample_hints(ab, 0.0, cfg.hint_mean_count, generator=val_rng, points=pts)
+        if cfg.through_spread:
+            grid = (l_norm.shape[-2] // cfg.out_stride, l_norm.shape[-1] // cfg.out_stride)
+            val_spread[i] = SpreadThrough(l_norm, pts, grid)
     dataset = AugmentedCrops(images, cfg.crop_size)
     sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=cfg.epoch_size)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,

@@ -115,11 +115,11 @@ def test_spread_through_maps_training_hints_to_the_output_grid():
     hints = sample_hints(ab, p_none=0.0, mean_count=3, points=pts, max_radius=0)
     assert len(pts) == 2 and all(pts)
     for i, photo in enumerate(pts):
-        for r, c, a, b in photo:
-            assert hints[i, 2, r, c] == 1 and (a, b) == pytest.approx((25.0, 0.0), abs=1e-4)
+        for x, y, a, b in photo:
+            assert hints[i, 2, y, x] == 1 and (a, b) == pytest.approx((25.0, 0.0), abs=1e-4)
     l_norm = torch.zeros(2, 1, 32, 32)
     spread = SpreadThrough(l_norm, pts, (8, 8))
     out = spread(torch.zeros(2, 2, 8, 8))
     for i, photo in enumerate(pts):  # each hinted cell of the 8 x 8 grid gets its hint's colour
-        for r, c, a, b in photo:
-            assert out[i, 0, r // 4, c // 4] == pytest.approx(25.0, abs=1e-3)
+        for x, y, a, b in photo:
+            assert out[i, 0, y // 4, x // 4] == pytest.approx(25.0, abs=1e-3)
