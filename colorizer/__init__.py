@@ -27,11 +27,14 @@ def load_colorizer(name: str = "default", device=None, input_size: int | None = 
     """Load a registered model by name ('default' is the best shipped model).
 
     device: 'cpu', 'cuda', ... (default: CUDA when available, else CPU). input_size: the working
-    resolution the network sees (default: the model's own, usually 256).
+    resolution the network sees (default: the model's own, usually 256). The network is made
+    ready for fast inference (BatchNorm folded into the convolutions, channels_last layout:
+    colorizer/models/inference.py), so it is not meant for further training.
     Raises ModelNotFoundError for unknown names and WeightsError for missing or damaged files,
     with a message that says what to do.
     """
     import torch
+    from .models.inference import optimize_for_inference
     from .weights import WeightsError, load_checkpoint, load_official
 
     entry = resolve(name)
@@ -52,4 +55,5 @@ def load_colorizer(name: str = "default", device=None, input_size: int | None = 
     else:
         model, info = load_checkpoint(entry.path, device=device)
     size = input_size or info.get("meta", {}).get("input_size") or entry.input_size
-    return Colorizer(model, name=entry.name, input_size=size, device=device, info=info)
+    return Colorizer(optimize_for_inference(model), name=entry.name, input_size=size, device=device,
+                     info=info, channels_last=True)

@@ -2,6 +2,8 @@
 peak extra memory to colorize a 12-megapixel photo end to end with the default model.
 
 Models whose weights are missing are timed with random weights (speed does not depend on them).
+Every network is timed as colorizer.load_colorizer serves it: BatchNorm folded where it follows a
+convolution, channels_last layout (colorizer/models/inference.py).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np
 import torch
 
 from .models import build_model
+from .models.inference import optimize_for_inference
 from .pipeline import Colorizer
 from .registry import all_entries, resolve
 
@@ -63,7 +66,14 @@ def _colorizer_for(name: str) -> tuple[Colorizer, str]:
     arch, args = RANDOM_ARCHS.get(entry.name, (None, None))
     if arch is None:
         raise FileNotFoundError(entry.path)
-    return Colorizer(build_model(arch, **args).eval(), name=entry.name), "random weights"
+    return _random_colorizer(arch, args, entry.name), "random weights"
+
+
+def _random_colorizer(arch: str, args: dict, name: str) -> Colorizer:
+    """An architecture with random weights, made ready for inference as load_colorizer makes
+    trained ones (every model timed the same way)."""
+    model = optimize_for_inference(build_model(arch, **args))
+    return Colorizer(model, name=name, channels_last=True)
 
 
 def test_photo(megapixels: float = 12.0) -> np.ndarray:
@@ -158,7 +168,7 @@ def run(models=None, extra_archs: bool = False, size: int = 256, batch: int = 8,
     if extra_archs:
         for label, (arch, args) in EXTRA_ARCHS.items():
             try:
-                c = Colorizer(build_model(arch, **args).eval(), name=label)
+                c = _random_colorizer(arch, args, label)
             except Exception as exc:
                 out(f"  {label:<28} skipped: {exc}")
                 continue

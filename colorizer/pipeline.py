@@ -190,8 +190,12 @@ class Colorizer:
     """A loaded model with its pre- and postprocessing. Use colorizer.load_colorizer(name)."""
 
     def __init__(self, model: torch.nn.Module, name: str = "model", input_size: int = 256,
-                 device: str | torch.device = "cpu", info: dict | None = None):
+                 device: str | torch.device = "cpu", info: dict | None = None,
+                 channels_last: bool = False):
+        """channels_last: feed the network in that memory layout (for a network converted to it,
+        as colorizer.models.inference.optimize_for_inference does)."""
         self.model = model.eval()
+        self.channels_last = channels_last
         self.name = name
         self.input_size = int(input_size)
         self.device = torch.device(device)
@@ -207,10 +211,15 @@ class Colorizer:
         """N x h x w L planes (+ hints) -> the network's ab (decode) or raw output (logits)."""
         x = torch.from_numpy(np.array(l_small, dtype=np.float32))[:, None]
         x = ((x - lab.L_CENT) / lab.L_NORM).to(self.device)
+        if hints is not None:
+            hints = hints.to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+            hints = None if hints is None else hints.contiguous(memory_format=torch.channels_last)
         fn = self.model.predict_ab if decode else self.model
         with torch.inference_mode():
             if self.accepts_hints:
-                return fn(x, None if hints is None else hints.to(self.device))
+                return fn(x, hints)
             return fn(x)
 
     def _predict_small(self, l_small: np.ndarray, hints: torch.Tensor | None = None) -> torch.Tensor:

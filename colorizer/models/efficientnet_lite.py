@@ -42,6 +42,9 @@ def round_channels(c: int, width: float, divisor: int = 8) -> int:
 
 
 class MBConv(nn.Module):
+    # convolution -> BatchNorm pairs that inference folds (colorizer/models/inference.py)
+    batchnorm_pairs = (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
+
     def __init__(self, cin, cout, kernel, stride, expand):
         super().__init__()
         mid = cin * expand

@@ -27,6 +27,8 @@ EXAMPLE_FILE = "resnet18-f37072fd.pth"
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN pairs and an identity (or 1x1 conv-BN 'downsample') shortcut."""
 
+    batchnorm_pairs = (("conv1", "bn1"), ("conv2", "bn2"))  # folded for inference
+
     def __init__(self, cin: int, cout: int, stride: int = 1):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
@@ -50,6 +52,7 @@ class ResNet18Encoder(nn.Module):
 
     channels = [64, 64, 128, 256, 512]
     strides = [2, 4, 8, 16, 32]
+    batchnorm_pairs = (("conv1", "bn1"),)  # folded for inference
 
     def __init__(self):
         super().__init__()
