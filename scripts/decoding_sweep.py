@@ -1,6 +1,7 @@
 """Sweep a classification model's decoding (temperature T, correction c, chroma gain g) on photos.
 
     python scripts/decoding_sweep.py --model default --limit 300 ../shared/data/val/imagenette_val1000
+    (--input-size N: at another working resolution)
 
 The network runs once per photo; each (T, c, g) then only decodes the cached logits, so a sweep
 costs little more than one evaluation. Prints the gray baseline PSNR of the photos and, per
@@ -27,6 +28,8 @@ def main(argv=None) -> int:
     ap.add_argument("dirs", nargs="+")
     ap.add_argument("--model", default="default")
     ap.add_argument("--limit", type=int, default=300)
+    ap.add_argument("--input-size", type=int, default=None,
+                    help="working resolution the network sees (default: the model's own)")
     ap.add_argument("--temperatures", type=float, nargs="+", default=[0.38])
     ap.add_argument("--corrections", type=float, nargs="+", default=[0.5, 0.6, 0.75, 1.0])
     ap.add_argument("--gains", type=float, nargs="+", default=[1.0, 1.1, 1.2, 1.3, 1.45, 1.6, 1.9])
@@ -38,7 +41,7 @@ def main(argv=None) -> int:
     from colorizer.pipeline import lightness_of, load_image, resize_plane, upsample_ab, working_size
     from colorizer.train import find_images
 
-    c = load_colorizer(args.model)
+    c = load_colorizer(args.model, input_size=args.input_size)
     head = getattr(c.model, "head", None)
     if head is None or not hasattr(head, "bins"):
         print(f"error: {c.name} has no classification head to decode", file=sys.stderr)
@@ -54,7 +57,7 @@ def main(argv=None) -> int:
                 logits = c.model((x - lab.L_CENT) / lab.L_NORM).float()
             cache.append((rgb, L, logits))
         gray = np.mean([metrics.psnr(lab.gray_rgb_from_lightness(L), rgb) for rgb, L, _ in cache])
-        print(f"{d}: {len(cache)} photos, gray PSNR {gray:.3f}", flush=True)
+        print(f"{d}: {len(cache)} photos, gray PSNR {gray:.3f}, working resolution {c.input_size}", flush=True)
         for t, corr, g in itertools.product(args.temperatures, args.corrections, args.gains):
             ps, de, cp, ct = [], [], [], []
             for rgb, L, logits in cache:
