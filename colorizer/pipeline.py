@@ -210,12 +210,10 @@ class Colorizer:
     def _run(self, l_small: np.ndarray, hints: torch.Tensor | None, decode: bool) -> torch.Tensor:
         """N x h x w L planes (+ hints) -> the network's ab (decode) or raw output (logits)."""
         x = torch.from_numpy(np.array(l_small, dtype=np.float32))[:, None]
-        x = ((x - lab.L_CENT) / lab.L_NORM).to(self.device)
+        layout = torch.channels_last if self.channels_last else torch.preserve_format
+        x = ((x - lab.L_CENT) / lab.L_NORM).to(self.device, memory_format=layout)
         if hints is not None:
-            hints = hints.to(self.device)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-            hints = None if hints is None else hints.contiguous(memory_format=torch.channels_last)
+            hints = hints.to(self.device, memory_format=layout)
         fn = self.model.predict_ab if decode else self.model
         with torch.inference_mode():
             if self.accepts_hints:
