@@ -56,4 +56,4 @@ def load_colorizer(name: str = "default", device=None, input_size: int | None = 
         model, info = load_checkpoint(entry.path, device=device)
     size = input_size or info.get("meta", {}).get("input_size") or entry.input_size
     return Colorizer(optimize_for_inference(model), name=entry.name, input_size=size, device=device,
-                     info=info, channels_last=True)
+                     info=info)

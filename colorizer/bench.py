@@ -72,8 +72,7 @@ def _colorizer_for(name: str) -> tuple[Colorizer, str]:
 def _random_colorizer(arch: str, args: dict, name: str) -> Colorizer:
     """An architecture with random weights, made ready for inference as load_colorizer makes
     trained ones (every model timed the same way)."""
-    model = optimize_for_inference(build_model(arch, **args))
-    return Colorizer(model, name=name, channels_last=True)
+    return Colorizer(optimize_for_inference(build_model(arch, **args)), name=name)
 
 
 def test_photo(megapixels: float = 12.0) -> np.ndarray:

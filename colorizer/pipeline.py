@@ -190,12 +190,11 @@ class Colorizer:
     """A loaded model with its pre- and postprocessing. Use colorizer.load_colorizer(name)."""
 
     def __init__(self, model: torch.nn.Module, name: str = "model", input_size: int = 256,
-                 device: str | torch.device = "cpu", info: dict | None = None,
-                 channels_last: bool = False):
-        """channels_last: feed the network in that memory layout (for a network converted to it,
-        as colorizer.models.inference.optimize_for_inference does)."""
+                 device: str | torch.device = "cpu", info: dict | None = None):
         self.model = model.eval()
-        self.channels_last = channels_last
+        # the memory layout to feed the network in (channels_last after
+        # colorizer.models.inference.optimize_for_inference)
+        self.input_layout = getattr(model, "input_layout", torch.preserve_format)
         self.name = name
         self.input_size = int(input_size)
         self.device = torch.device(device)
@@ -210,10 +209,9 @@ class Colorizer:
     def _run(self, l_small: np.ndarray, hints: torch.Tensor | None, decode: bool) -> torch.Tensor:
         """N x h x w L planes (+ hints) -> the network's ab (decode) or raw output (logits)."""
         x = torch.from_numpy(np.array(l_small, dtype=np.float32))[:, None]
-        layout = torch.channels_last if self.channels_last else torch.preserve_format
-        x = ((x - lab.L_CENT) / lab.L_NORM).to(self.device, memory_format=layout)
+        x = ((x - lab.L_CENT) / lab.L_NORM).to(self.device, memory_format=self.input_layout)
         if hints is not None:
-            hints = hints.to(self.device, memory_format=layout)
+            hints = hints.to(self.device, memory_format=self.input_layout)
         fn = self.model.predict_ab if decode else self.model
         with torch.inference_mode():
             if self.accepts_hints:

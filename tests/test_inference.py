@@ -57,8 +57,8 @@ def test_colorizer_in_channels_last_gives_the_same_colours():
     model = trained_like("backbone_unet", encoder="efficientnet_lite0", decoder_channels=[32, 16, 16],
                          hints=True, gain=3.0)
     plain = Colorizer(copy.deepcopy(model), name="plain", input_size=64)
-    fast = Colorizer(optimize_for_inference(copy.deepcopy(model)), name="fast", input_size=64,
-                     channels_last=True)
+    fast = Colorizer(optimize_for_inference(copy.deepcopy(model)), name="fast", input_size=64)
+    assert fast.input_layout == torch.channels_last and plain.input_layout == torch.preserve_format
     photo = np.tile(np.linspace(0, 255, 80, dtype=np.uint8), (60, 1))
     hints = [(10, 10, 40.0, -30.0), (70, 50, -20.0, 50.0)]
     for h in (None, hints):

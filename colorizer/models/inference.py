@@ -6,7 +6,8 @@
   theirs in a `batchnorm_pairs` attribute ((conv attribute, BatchNorm attribute), ...); each
   folded BatchNorm becomes an nn.Identity.
 - channels_last memory layout: PyTorch's CPU kernels for depthwise and 1x1 convolutions (the
-  bulk of EfficientNet) are much faster with it; Colorizer feeds its input in the same layout.
+  bulk of EfficientNet) are much faster with it; Colorizer feeds its input in the layout the
+  model's `input_layout` names.
 
 Only for a model that is not trained any further: the folded network has no BatchNorm left to
 train. `colorizer.load_colorizer` applies both to the networks it loads.
@@ -46,7 +47,9 @@ def fold_batchnorm(model: nn.Module) -> int:
 
 
 def optimize_for_inference(model: nn.Module) -> nn.Module:
-    """Eval mode, BatchNorm folded, channels_last layout (in place; returns the model)."""
+    """Eval mode, BatchNorm folded, channels_last layout (in place; returns the model). The
+    model's `input_layout` says in which layout to feed it (Colorizer reads it)."""
     model.eval()
     fold_batchnorm(model)
+    model.input_layout = torch.channels_last
     return model.to(memory_format=torch.channels_last)
