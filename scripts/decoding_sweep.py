@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -38,7 +37,7 @@ def main(argv=None) -> int:
     from colorizer import lab, load_colorizer, metrics
     from colorizer.evaluate import subsample
     from colorizer.models.heads import annealed_mean
-    from colorizer.pipeline import lightness_of, load_image, resize_plane, upsample_ab, working_size
+    from colorizer.pipeline import lightness_of, load_image, upsample_ab
     from colorizer.train import find_images
 
     c = load_colorizer(args.model, input_size=args.input_size)
@@ -51,10 +50,7 @@ def main(argv=None) -> int:
         for f in subsample(find_images([d]), args.limit):
             rgb = load_image(f)
             L = lightness_of(rgb)
-            hw = working_size(*L.shape, c.input_size, c.multiple)
-            x = torch.from_numpy(np.array(resize_plane(L, hw)))[None, None]
-            with torch.inference_mode():
-                logits = c.model((x - lab.L_CENT) / lab.L_NORM).float()
+            logits = c._logits(L, None, None).float()  # at the working resolution, as colorizing
             cache.append((rgb, L, logits))
         gray = np.mean([metrics.psnr(lab.gray_rgb_from_lightness(L), rgb) for rgb, L, _ in cache])
         print(f"{d}: {len(cache)} photos, gray PSNR {gray:.3f}, working resolution {c.input_size}", flush=True)

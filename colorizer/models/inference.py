@@ -30,7 +30,7 @@ def fold_batchnorm(model: nn.Module) -> int:
     if model.training:
         raise ValueError("fold_batchnorm needs a model in eval mode (call .eval() first)")
     folded = 0
-    for module in model.modules():
+    for module in list(model.modules()):  # a fixed list: folding replaces submodules
         if isinstance(module, nn.Sequential):
             for i in range(len(module) - 1):
                 if _foldable(module[i], module[i + 1]):
