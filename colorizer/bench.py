@@ -28,6 +28,7 @@ RANDOM_ARCHS = {
 EXTRA_ARCHS = {
     "unet (plain)": ("unet", {}),
     "efficientnet_lite0 U-Net": ("backbone_unet", {"encoder": "efficientnet_lite0"}),
+    "efficientnet_lite1 U-Net": ("backbone_unet", {"encoder": "efficientnet_lite1"}),
     "efficientnet_lite2 U-Net": ("backbone_unet", {"encoder": "efficientnet_lite2"}),
     "resnet18 U-Net": ("backbone_unet", {"encoder": "resnet18"}),
     "vgg16 U-Net": ("backbone_unet", {"encoder": "vgg16"}),

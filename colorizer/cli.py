@@ -42,7 +42,7 @@ def cmd_colorize(args) -> int:
     from PIL import Image
     from tqdm import tqdm
     from . import load_colorizer
-    from .train import find_images, IMAGE_EXTENSIONS
+    from .train import IMAGE_EXTENSIONS
 
     files, missing = [], []
     for p in map(Path, args.inputs):

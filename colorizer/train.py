@@ -7,13 +7,13 @@ One epoch is --epoch-size random augmented crops. After each epoch: validation l
 reduce-on-plateau learning rate, the best epoch written to --out (fp16, ready to ship), and a
 resume file (--out + '.resume', full precision with the optimizer) so that --resume carries on
 after a restart. Early stopping after --patience epochs without improvement; --max-minutes
-bounds the whole run.
+bounds the whole run. --adv-weight adds adversarial fine-tuning against a patch discriminator
+(Adversary below) and keeps every epoch's checkpoint.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -247,6 +247,18 @@ class ColorLoss:
         self.decode_weight = decode_weight
         self.temperature, self.correction, self.gain = temperature, correction, gain
 
+    def decode(self, out: torch.Tensor) -> torch.Tensor:
+        """The colours (N x 2 x h x w, Lab units) the head outputs for these network outputs:
+        regression as is; classification by the annealed mean at `temperature`, with `correction`
+        of the rebalancing taken back, times `gain`."""
+        if self.head == "regression":
+            return out * lab.AB_NORM
+        logits = out.float()
+        if self.correction and self.class_weights is not None:
+            logits = logits - self.correction * self.class_weights.log()[None, :, None, None]
+        ab_hat = annealed_mean(logits, self.bins, self.temperature)
+        return ab_hat * self.gain if self.gain != 1.0 else ab_hat
+
     def __call__(self, out: torch.Tensor, ab: torch.Tensor, spread=None) -> torch.Tensor:
         """spread: a function applied to the decoded colours (N x 2 x h x w, Lab units) before
         their error is taken, as the app applies hint spreading (SpreadThrough)."""
@@ -266,12 +278,7 @@ class ColorLoss:
             ce = ce * self.class_weights[idx[:, 0]]
         loss = self.ce_weight * ce.mean()
         if self.decode_weight:
-            logits = out.float()
-            if self.correction and self.class_weights is not None:
-                logits = logits - self.correction * self.class_weights.log()[None, :, None, None]
-            ab_hat = annealed_mean(logits, self.bins, self.temperature)
-            if self.gain != 1.0:
-                ab_hat = ab_hat * self.gain
+            ab_hat = self.decode(out)
             if spread is not None:
                 ab_hat = spread(ab_hat)
             if self.decode_loss == "de94":
@@ -297,6 +304,78 @@ class SpreadThrough:
         from .hints import spread_hints
         return torch.stack([ab_hat[i] if plan is None else spread_hints(ab_hat[i], None, plan[0], weights=plan[2])
                             for i, plan in enumerate(self.plans)])
+
+
+class Adversary:
+    """Adversarial fine-tuning (--adv-weight): a patch discriminator
+    (colorizer/models/patch_discriminator.py) learns to tell a crop's true colours from the ones
+    the colorizer decodes for it, and the colorizer is rewarded for colours the discriminator takes
+    for real (hinge losses). Both see the lightness with the colours, at the network's output grid.
+    For the first `warmup` steps only the discriminator learns from it, so that its first verdicts
+    do not push the colorizer at random."""
+
+    def __init__(self, weight: float, lr: float = 1e-4, channels: int = 64, warmup: int = 0):
+        from .models.patch_discriminator import PatchDiscriminator
+        self.weight, self.warmup = weight, warmup
+        self.disc = PatchDiscriminator(channels)
+        self.opt = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=(0.5, 0.999))
+        self.steps = 0
+        self.reset_stats()
+
+    def reset_stats(self):
+        self.stats = {"n": 0, "d_loss": 0.0, "g_adv": 0.0, "real_ok": 0.0, "fake_ok": 0.0}
+
+    @staticmethod
+    def pair(l_norm: torch.Tensor, ab: torch.Tensor, ab_hat: torch.Tensor):
+        """(true, decoded) discriminator inputs: L and ab, normalized, at the grid of ab_hat."""
+        grid = ab_hat.shape[-2:]
+        l_small = F.adaptive_avg_pool2d(l_norm, grid)
+        real = torch.cat([l_small, F.adaptive_avg_pool2d(ab, grid) / lab.AB_NORM], 1)
+        return real, torch.cat([l_small, ab_hat / lab.AB_NORM], 1)
+
+    def generator_loss(self, fake: torch.Tensor):
+        """weight x the colorizer's hinge loss on its decoded colours; None during the warm-up."""
+        if self.steps < self.warmup:
+            return None
+        for q in self.disc.parameters():
+            q.requires_grad_(False)
+        try:
+            g = -self.disc(fake).mean()
+        finally:
+            for q in self.disc.parameters():
+                q.requires_grad_(True)
+        self.stats["g_adv"] += float(g.detach())
+        return self.weight * g
+
+    def step(self, real: torch.Tensor, fake: torch.Tensor) -> float:
+        """One discriminator update on a batch of true and decoded colours."""
+        s_real, s_fake = self.disc(real), self.disc(fake.detach())
+        d_loss = F.relu(1 - s_real).mean() + F.relu(1 + s_fake).mean()
+        self.opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt.step()
+        self.steps += 1
+        st = self.stats
+        st["n"] += 1
+        st["d_loss"] += float(d_loss.detach())
+        st["real_ok"] += float((s_real.detach() > 0).float().mean())
+        st["fake_ok"] += float((s_fake.detach() < 0).float().mean())
+        return float(d_loss.detach())
+
+    def summary(self) -> dict:
+        """Means since the last reset: discriminator loss, the colorizer's adversarial loss, and the
+        share of true / decoded patches the discriminator judged right."""
+        n = max(1, self.stats["n"])
+        return {"d_loss": round(self.stats["d_loss"] / n, 4), "g_adv": round(self.stats["g_adv"] / n, 4),
+                "d_real_ok": round(self.stats["real_ok"] / n, 3), "d_fake_ok": round(self.stats["fake_ok"] / n, 3)}
+
+    def state_dict(self) -> dict:
+        return {"disc": self.disc.state_dict(), "opt": self.opt.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.disc.load_state_dict(d["disc"])
+        self.opt.load_state_dict(d["opt"])
+        self.steps = d["steps"]
 
 
 # --- configuration and the loop ---------------------------------------------------------------
@@ -346,6 +425,10 @@ class TrainConfig:
     through_spread: bool = False
     ce_weight: float = 1.0
     decode_loss: str = "mse"
+    adv_weight: float = 0.0
+    adv_warmup: int = 100
+    disc_lr: float = 1e-4
+    disc_channels: int = 64
 
 
 TRAIN_ONLY = ("all", "hint-branch")
@@ -391,6 +474,10 @@ def train(cfg: TrainConfig) -> dict:
         raise ValueError("--train-only hint-branch needs --hint-branch")
     if cfg.through_spread and not (cfg.hints and cfg.head == "classification" and cfg.decode_weight):
         raise ValueError("--through-spread needs --hints, the classification head and --decode-weight")
+    if cfg.adv_weight and cfg.train_only != "all":
+        raise ValueError("--adv-weight trains the whole network: leave out --train-only")
+    if cfg.adv_weight < 0:
+        raise ValueError("--adv-weight must be 0 or more")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
@@ -455,6 +542,7 @@ def train(cfg: TrainConfig) -> dict:
             groups.append({"params": hint_params, "lr": cfg.lr * cfg.hint_lr_mult})
     opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.lr_patience)
+    adversary = Adversary(cfg.adv_weight, cfg.disc_lr, cfg.disc_channels, cfg.adv_warmup) if cfg.adv_weight else None
     state = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0,
              "elapsed_s": 0.0, "images_seen": 0, "history": []}
     if cfg.resume and resume_path.exists():
@@ -467,6 +555,8 @@ def train(cfg: TrainConfig) -> dict:
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         state = ck["state"]
+        if adversary is not None and ck.get("adversary"):
+            adversary.load_state_dict(ck["adversary"])
         log(f"resumed from {resume_path} at epoch {state['epoch']} (best val loss {state['best_loss']:.4f})")
     elif cfg.init:
         init_from(model, cfg.init)
@@ -511,6 +601,15 @@ def train(cfg: TrainConfig) -> dict:
         set_training_mode()
         return tot / max(1, n)
 
+    def meta_for(epoch: int) -> dict:
+        return {
+            "trained_on": [str(d) for d in cfg.data], "validated_on": [str(d) for d in cfg.val],
+            "train_photos": len(images), "epochs": epoch, "images_seen": state["images_seen"],
+            "train_minutes": round(state["elapsed_s"] / 60, 1),
+            "input_size": cfg.input_size, "crop_size": cfg.crop_size, "head": cfg.head,
+            "config": asdict(cfg),
+        }
+
     stopped = ""
     while state["epoch"] < cfg.epochs:
         epoch = state["epoch"] + 1
@@ -528,10 +627,18 @@ def train(cfg: TrainConfig) -> dict:
                 spread = SpreadThrough(l_norm, pts, pred.shape[-2:]) if cfg.through_spread else None
                 loss = loss_fn(pred, ab, spread)
             else:
-                loss = loss_fn(model(l_norm), ab)
+                pred = model(l_norm)
+                loss = loss_fn(pred, ab)
+            if adversary is not None:
+                real, fake = adversary.pair(l_norm, ab, loss_fn.decode(pred))
+                g_adv = adversary.generator_loss(fake)
+                if g_adv is not None:
+                    loss = loss + g_adv
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if adversary is not None:
+                adversary.step(real, fake)
             seen += len(crops)
             lv = float(loss.detach())
             run_loss = 0.98 * run_loss + 0.02 * lv if seen > len(crops) else lv
@@ -549,22 +656,25 @@ def train(cfg: TrainConfig) -> dict:
         rec = {"epoch": epoch, "train_loss": round(run_loss, 5), "val_loss": round(val_loss, 5),
                "lr": opt.param_groups[0]["lr"], "img_per_s": round(seen / max(1e-9, time.time() - t_ep), 1),
                "elapsed_min": round(state["elapsed_s"] / 60, 1)}
+        if adversary is not None:
+            rec.update(adversary.summary())
+            adversary.reset_stats()
         state["history"].append(rec)
         if improved:
             state["best_loss"], state["best_epoch"], state["bad_epochs"] = val_loss, epoch, 0
-            meta = {
-                "trained_on": [str(d) for d in cfg.data], "validated_on": [str(d) for d in cfg.val],
-                "train_photos": len(images), "epochs": epoch, "images_seen": state["images_seen"],
-                "train_minutes": round(state["elapsed_s"] / 60, 1), "val_loss": round(val_loss, 5),
-                "input_size": cfg.input_size, "crop_size": cfg.crop_size, "head": cfg.head,
-                "config": asdict(cfg),
-            }
-            save_checkpoint(out, model, cfg.arch, model_args, meta, half=True)
+            save_checkpoint(out, model, cfg.arch, model_args,
+                            {**meta_for(epoch), "val_loss": round(val_loss, 5)}, half=True)
         else:
             state["bad_epochs"] += 1
+        if adversary is not None:
+            # the validation loss does not measure what the discriminator adds: every epoch is kept,
+            # to be chosen by evaluation (colorfulness, realism score) as well
+            save_checkpoint(epoch_checkpoint(out, epoch), model, cfg.arch, model_args,
+                            {**meta_for(epoch), "val_loss": round(val_loss, 5)}, half=True)
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "state": state, "model_args": model_args,
-                    "arch": cfg.arch}, resume_path)
+                    "arch": cfg.arch, "adversary": adversary.state_dict() if adversary else None},
+                   resume_path)
         log(f"epoch {epoch} " + " ".join(f"{k}={v}" for k, v in rec.items() if k != "epoch")
             + (" best" if improved else ""))
         if out_of_time:
@@ -576,6 +686,11 @@ def train(cfg: TrainConfig) -> dict:
     log(f"done: {stopped or 'all epochs'}; best epoch {state['best_epoch']} "
         f"val loss {state['best_loss']:.4f}; checkpoint {out}")
     return state
+
+
+def epoch_checkpoint(out: Path, epoch: int) -> Path:
+    """Where an adversarial run keeps each epoch: NAME.pt -> NAME.epoch3.pt beside it."""
+    return out.with_name(f"{out.stem}.epoch{epoch}{out.suffix}")
 
 
 def init_from(model, path) -> None:
@@ -658,6 +773,14 @@ def add_arguments(p) -> None:
                    help="error of the decoded colours: squared error of ab, or CIE94 Delta E")
     p.add_argument("--decode-weight", type=float, default=d.decode_weight,
                    help="weight of the squared error of the decoded colours (classification head)")
+    p.add_argument("--adv-weight", type=float, default=d.adv_weight,
+                   help="adversarial fine-tuning: weight of a patch discriminator's verdict on the decoded "
+                        "colours (0: off); every epoch is then also kept as OUT-stem.epochN.pt")
+    p.add_argument("--adv-warmup", type=int, default=d.adv_warmup,
+                   help="steps the discriminator learns before the colorizer hears from it")
+    p.add_argument("--disc-lr", type=float, default=d.disc_lr, help="the discriminator's learning rate")
+    p.add_argument("--disc-channels", type=int, default=d.disc_channels,
+                   help="width of the discriminator's first layer")
     p.add_argument("--log", default=None, help="log file (default: OUT with .log)")
 
 

@@ -38,7 +38,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import numpy as np
-    import torch
 
     import colorizer.hints as H
     from colorizer import lab, load_colorizer, metrics

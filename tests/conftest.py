@@ -152,3 +152,19 @@ def _turing_db_isolated(tmp_path_factory):
         mp.setenv("TURING_DEMO", "0")
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def gradient_photos(tmp_path_factory) -> Path:
+    """Six small, noisy colour-gradient PNGs: enough for a training run of a few steps."""
+    import numpy as np
+    from PIL import Image
+
+    d = tmp_path_factory.mktemp("gradient_photos")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        yy, xx = np.mgrid[0:48, 0:48]
+        img = np.stack([(xx * 5 + i * 20) % 256, (yy * 5) % 256, np.full_like(xx, 40 * i)], -1)
+        img = np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(d / f"p{i}.png")
+    return d

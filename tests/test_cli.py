@@ -7,7 +7,6 @@ real internet, the repository's weights/ or runs/.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import http.server
 import json

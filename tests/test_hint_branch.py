@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from colorizer import cli
 from colorizer.models import build_model
@@ -47,22 +46,11 @@ def test_the_branch_needs_a_hint_model(ab_bins):
         build_model("backbone_unet", **args, hint_branch=4)
 
 
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    d = tmp_path_factory.mktemp("branch_photos")
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        yy, xx = np.mgrid[0:48, 0:48]
-        img = np.stack([(xx * 5 + i * 20) % 256, (yy * 5) % 256, np.full_like(xx, 40 * i)], -1)
-        img = np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(img).save(d / f"p{i}.png")
-    return d
-
-
-def test_training_only_the_branch_leaves_the_rest_of_the_network_as_it_was(ab_bins, tmp_path, photos):
+def test_training_only_the_branch_leaves_the_rest_of_the_network_as_it_was(
+        ab_bins, tmp_path, gradient_photos):
     _, _, base_path, args = tiny_with_branch(ab_bins, tmp_path)
     out = tmp_path / "w" / "branch.pt"
-    rc = cli.main(["train", "--data", str(photos), "--out", str(out), "--init", str(base_path),
+    rc = cli.main(["train", "--data", str(gradient_photos), "--out", str(out), "--init", str(base_path),
                    "--hints", "--hint-branch", "4", "--train-only", "hint-branch",
                    "--through-spread", "--decode-weight", "100", "--gain", "1.3",
                    "--decoder-channels", *map(str, args["decoder_channels"]),
@@ -85,8 +73,8 @@ def test_training_only_the_branch_leaves_the_rest_of_the_network_as_it_was(ab_bi
     (["--hint-branch", "4"], "needs --hints"),
     (["--hints", "--through-spread"], "--through-spread needs"),
 ])
-def test_branch_options_that_do_not_fit(tmp_path, photos, capsys, extra, words):
-    rc = cli.main(["train", "--data", str(photos), "--out", str(tmp_path / "w" / "x.pt"),
+def test_branch_options_that_do_not_fit(tmp_path, gradient_photos, capsys, extra, words):
+    rc = cli.main(["train", "--data", str(gradient_photos), "--out", str(tmp_path / "w" / "x.pt"),
                    "--epochs", "1", "--workers", "0", *extra])
     assert rc == 2
     assert words in capsys.readouterr().err

@@ -7,7 +7,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from gradio_client import Client
 from sqlalchemy import create_engine, text
 

@@ -3,7 +3,6 @@ the build-pool / export CLI; zip uploads; the demo survey."""
 from __future__ import annotations
 
 import io
-import re
 import subprocess
 import sys
 import zipfile

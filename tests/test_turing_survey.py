@@ -5,13 +5,12 @@ import math
 import random
 from collections import Counter
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from turing_test import stats
 from turing_test import survey as sv
-from turing_test.survey import PlannedTrial, StimulusInfo, SurveyError
+from turing_test.survey import StimulusInfo, SurveyError
 
 
 def pool(n_sources=30, models=("m1", "m2"), attention=3, practice=2):
