@@ -660,17 +660,16 @@ def train(cfg: TrainConfig) -> dict:
             rec.update(adversary.summary())
             adversary.reset_stats()
         state["history"].append(rec)
+        meta = {**meta_for(epoch), "val_loss": round(val_loss, 5)}
         if improved:
             state["best_loss"], state["best_epoch"], state["bad_epochs"] = val_loss, epoch, 0
-            save_checkpoint(out, model, cfg.arch, model_args,
-                            {**meta_for(epoch), "val_loss": round(val_loss, 5)}, half=True)
+            save_checkpoint(out, model, cfg.arch, model_args, meta, half=True)
         else:
             state["bad_epochs"] += 1
         if adversary is not None:
             # the validation loss does not measure what the discriminator adds: every epoch is kept,
             # to be chosen by evaluation (colorfulness, realism score) as well
-            save_checkpoint(epoch_checkpoint(out, epoch), model, cfg.arch, model_args,
-                            {**meta_for(epoch), "val_loss": round(val_loss, 5)}, half=True)
+            save_checkpoint(epoch_checkpoint(out, epoch), model, cfg.arch, model_args, meta, half=True)
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "state": state, "model_args": model_args,
                     "arch": cfg.arch, "adversary": adversary.state_dict() if adversary else None},

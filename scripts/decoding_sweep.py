@@ -38,9 +38,14 @@ def main(argv=None) -> int:
     from colorizer.evaluate import subsample
     from colorizer.models.heads import annealed_mean
     from colorizer.pipeline import lightness_of, load_image, upsample_ab
+    from colorizer.errors import ColorizerError
     from colorizer.train import find_images
 
-    c = load_colorizer(args.model, input_size=args.input_size)
+    try:
+        c = load_colorizer(args.model, input_size=args.input_size)
+    except (ColorizerError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     head = getattr(c.model, "head", None)
     if head is None or not hasattr(head, "bins"):
         print(f"error: {c.name} has no classification head to decode", file=sys.stderr)

@@ -43,9 +43,14 @@ def main(argv=None) -> int:
     from colorizer import lab, load_colorizer, metrics
     from colorizer.evaluate import _rgb8, subsample
     from colorizer.pipeline import lightness_of, load_image, upsample_ab
+    from colorizer.errors import ColorizerError
     from colorizer.train import find_images
 
-    c = load_colorizer(args.model)
+    try:
+        c = load_colorizer(args.model)
+    except (ColorizerError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     shipped = (H.SPREAD_SIGMA, H.EDGE_COST, H.GLOBAL_RIDGE)
     files = subsample(find_images(args.dirs), args.limit)
     scores = {st: [] for st in [None, *args.settings]}

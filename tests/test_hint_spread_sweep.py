@@ -52,3 +52,4 @@ def test_sweep_rejects_a_malformed_setting(tmp_path):
     assert r.returncode == 2
     assert "a setting is SIGMA,EDGE_COST,RIDGE (3 numbers), got '0.3,0.75'" in r.stderr
     assert "Traceback" not in r.stderr
+
