@@ -62,6 +62,27 @@ def _load_one(args):
         return None
 
 
+def folder_shares(folders, weights) -> list[float]:
+    """Each training folder's share of the random crops (summing to 1), from --data-weights (one
+    per folder, relative: 3 1 gives 75 % and 25 %). Without them every photo is equally likely,
+    so a folder's share is its size."""
+    if len(weights) != len(folders):
+        raise ValueError(f"--data-weights needs one weight per --data folder: {len(folders)} folders, "
+                         f"{len(weights)} weights")
+    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"--data-weights must be 0 or more with a positive sum, got {list(weights)}")
+    total = float(sum(weights))
+    return [w / total for w in weights]
+
+
+def crop_sampler(n_images: int, image_weights=None, epoch_size: int = 4000):
+    """Which photo each of an epoch's crops comes from: uniformly, or by per-photo weights
+    (a folder's share divided among its photos, so each folder gives its share whatever its size)."""
+    if image_weights is None:
+        return torch.utils.data.RandomSampler(range(n_images), replacement=True, num_samples=epoch_size)
+    return torch.utils.data.WeightedRandomSampler(image_weights, epoch_size, replacement=True)
+
+
 def load_images(paths, short_side: int | None = 256, workers: int = 2) -> list[np.ndarray]:
     """Decode photos to uint8 RGB arrays (short side at most short_side); unreadable ones are skipped."""
     jobs = [(str(p), short_side) for p in paths]
@@ -384,6 +405,7 @@ class Adversary:
 class TrainConfig:
     data: list
     out: str
+    data_weights: list | None = None
     val: list = field(default_factory=list)
     arch: str = "backbone_unet"
     encoder: str = "efficientnet_lite0"
@@ -425,6 +447,7 @@ class TrainConfig:
     through_spread: bool = False
     ce_weight: float = 1.0
     decode_loss: str = "mse"
+    keep_epochs: bool = False
     adv_weight: float = 0.0
     adv_warmup: int = 100
     disc_lr: float = 1e-4
@@ -489,10 +512,20 @@ def train(cfg: TrainConfig) -> dict:
     log(f"config {json.dumps(asdict(cfg))}")
 
     t0 = time.time()
-    train_paths = find_images(cfg.data)
-    if not train_paths:
+    shares = folder_shares(cfg.data, cfg.data_weights) if cfg.data_weights else [None] * len(cfg.data)
+    images, image_weights = [], []
+    for folder, share in zip(cfg.data, shares):
+        loaded = load_images(find_images([folder]), short_side=max(256, cfg.crop_size))
+        if share and not loaded:
+            raise ValueError(f"no images found under {folder}, which --data-weights gives "
+                             f"{share:.0%} of the crops")
+        images += loaded
+        image_weights += [share / len(loaded) if share else 0.0] * len(loaded)
+    if not images:
         raise ValueError(f"no images found under {', '.join(map(str, cfg.data))}")
-    images = load_images(train_paths, short_side=max(256, cfg.crop_size))
+    if cfg.data_weights:
+        log("share of the crops per folder: " + ", ".join(
+            f"{folder} {share:.0%}" for folder, share in zip(cfg.data, shares)))
     val_paths = find_images(cfg.val) if cfg.val else []
     if val_paths:
         rng = random.Random(1234)
@@ -501,8 +534,11 @@ def train(cfg: TrainConfig) -> dict:
     else:  # hold out a slice of the training photos
         n_val = max(1, min(cfg.val_images, len(images) // 10))
         rng = random.Random(1234)
-        rng.shuffle(images)
-        val_images, images = images[:n_val], images[n_val:]
+        order = list(range(len(images)))
+        rng.shuffle(order)
+        val_images = [images[i] for i in order[:n_val]]
+        images = [images[i] for i in order[n_val:]]
+        image_weights = [image_weights[i] for i in order[n_val:]]
     log(f"loaded {len(images)} training and {len(val_images)} validation photos in {time.time() - t0:.0f}s")
 
     # ab bins, prior and class weights (classification), stored with the model
@@ -580,7 +616,7 @@ def train(cfg: TrainConfig) -> dict:
             grid = (l_norm.shape[-2] // cfg.out_stride, l_norm.shape[-1] // cfg.out_stride)
             val_spread[i] = SpreadThrough(l_norm, pts, grid)
     dataset = AugmentedCrops(images, cfg.crop_size)
-    sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=cfg.epoch_size)
+    sampler = crop_sampler(len(images), image_weights if cfg.data_weights else None, cfg.epoch_size)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
                                          num_workers=cfg.workers, drop_last=True,
                                          persistent_workers=cfg.workers > 0)
@@ -666,9 +702,10 @@ def train(cfg: TrainConfig) -> dict:
             save_checkpoint(out, model, cfg.arch, model_args, meta, half=True)
         else:
             state["bad_epochs"] += 1
-        if adversary is not None:
-            # the validation loss does not measure what the discriminator adds: every epoch is kept,
-            # to be chosen by evaluation (colorfulness, realism score) as well
+        if adversary is not None or cfg.keep_epochs:
+            # the validation loss does not measure what the discriminator adds, nor how a changed
+            # mix of training photos does on other photos: every epoch is kept, to be chosen by
+            # evaluation (colorfulness, realism score, the photos it is meant for) as well
             save_checkpoint(epoch_checkpoint(out, epoch), model, cfg.arch, model_args, meta, half=True)
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "state": state, "model_args": model_args,
@@ -688,7 +725,7 @@ def train(cfg: TrainConfig) -> dict:
 
 
 def epoch_checkpoint(out: Path, epoch: int) -> Path:
-    """Where an adversarial run keeps each epoch: NAME.pt -> NAME.epoch3.pt beside it."""
+    """Where a run that keeps each epoch (--keep-epochs, --adv-weight) puts it: NAME.pt -> NAME.epoch3.pt beside it."""
     return out.with_name(f"{out.stem}.epoch{epoch}{out.suffix}")
 
 
@@ -714,6 +751,8 @@ def add_arguments(p) -> None:
     """The `train` command's options (used by colorizer/__main__.py)."""
     d = TrainConfig(data=[], out="")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders of color photos")
+    p.add_argument("--data-weights", type=float, nargs="+", default=None, metavar="W",
+                   help="each --data folder's relative share of the crops (default: in proportion to its photos)")
     p.add_argument("--val", nargs="*", default=[], metavar="DIR",
                    help="validation photos (default: hold out part of --data)")
     p.add_argument("--out", required=True, help="checkpoint to write, e.g. weights/mymodel.pt")
@@ -780,6 +819,8 @@ def add_arguments(p) -> None:
     p.add_argument("--disc-lr", type=float, default=d.disc_lr, help="the discriminator's learning rate")
     p.add_argument("--disc-channels", type=int, default=d.disc_channels,
                    help="width of the discriminator's first layer")
+    p.add_argument("--keep-epochs", action="store_true",
+                   help="also keep every epoch's weights as OUT.epochN.pt (--adv-weight always does)")
     p.add_argument("--log", default=None, help="log file (default: OUT with .log)")
 
 

@@ -417,3 +417,54 @@ def test_train_without_images(tmp_path, capsys):
     assert rc == 2
     assert "no images found" in capsys.readouterr().err
     assert not (tmp_path / "w" / "x.pt").exists()
+
+
+def test_train_folder_shares_draw_each_folder_its_share():
+    from colorizer.train import crop_sampler, folder_shares
+    assert folder_shares(["a", "b"], [3, 1]) == [0.75, 0.25]
+    # 10 photos in the first folder, 90 in the second: by weight each folder gets its share
+    shares = folder_shares(["a", "b"], [3, 1])
+    weights = [shares[0] / 10] * 10 + [shares[1] / 90] * 90
+    torch.manual_seed(0)
+    drawn = np.array(list(crop_sampler(100, weights, 4000)))
+    assert abs(np.mean(drawn < 10) - 0.75) < 0.03
+    # a folder with no share gives no crops; without weights photos are drawn uniformly
+    drawn = np.array(list(crop_sampler(100, [0.1] * 10 + [0.0] * 90, 500)))
+    assert drawn.max() < 10
+    drawn = np.array(list(crop_sampler(100, None, 4000)))
+    assert abs(np.mean(drawn < 10) - 0.10) < 0.03
+    for bad in ([1], [1, -1], [0, 0], [1, float("nan")]):
+        with pytest.raises(ValueError, match="--data-weights"):
+            folder_shares(["a", "b"], bad)
+
+
+def test_train_data_weights_logged_and_checked(train_data, tmp_path, capsys):
+    train_dir, val_dir = train_data
+    ckpt = tmp_path / "w" / "tiny_mix.pt"
+    p = run_cli("train", "--data", train_dir, val_dir, "--data-weights", "1", "3", "--out", ckpt,
+                "--head", "regression", *TRAIN_ARGS, "--epochs", "2", "--keep-epochs",
+                weights_dir=tmp_path / "w")
+    no_traceback(p)
+    assert p.returncode == 0, p.stderr
+    text = (tmp_path / "w" / "tiny_mix.log").read_text()
+    assert f"share of the crops per folder: {train_dir} 25%, {val_dir} 75%" in text
+    assert load_checkpoint(ckpt)[1]["meta"]["config"]["data_weights"] == [1.0, 3.0]
+    # --keep-epochs: every epoch's weights beside the best ones, whatever the validation loss did
+    for e in (1, 2):
+        assert load_checkpoint(tmp_path / "w" / f"tiny_mix.epoch{e}.pt")[1]["meta"]["epochs"] == e
+    assert not (tmp_path / "w" / "tiny_mix.epoch3.pt").exists()
+    # one weight for two folders: a clear message, no checkpoint
+    bad = tmp_path / "w" / "bad.pt"
+    rc = cli.main(["train", "--data", str(train_dir), str(val_dir), "--data-weights", "1",
+                   "--out", str(bad), "--arch", "unet", "--no-pretrained"])
+    assert rc == 2
+    assert "one weight per --data folder: 2 folders, 1 weights" in capsys.readouterr().err
+    assert not bad.exists()
+    # a folder with a share but no photos
+    (tmp_path / "empty").mkdir()
+    rc = cli.main(["train", "--data", str(train_dir), str(tmp_path / "empty"), "--data-weights", "1", "1",
+                   "--out", str(bad), "--arch", "unet", "--no-pretrained"])
+    assert rc == 2
+    assert f"no images found under {tmp_path / 'empty'}, which --data-weights gives 50% of the crops" \
+        in capsys.readouterr().err
+    assert not bad.exists()
