@@ -75,12 +75,15 @@ def folder_shares(folders, weights) -> list[float]:
     return [w / total for w in weights]
 
 
-def crop_sampler(n_images: int, image_weights=None, epoch_size: int = 4000):
-    """Which photo each of an epoch's crops comes from: uniformly, or by per-photo weights
-    (a folder's share divided among its photos, so each folder gives its share whatever its size)."""
-    if image_weights is None:
-        return torch.utils.data.RandomSampler(range(n_images), replacement=True, num_samples=epoch_size)
-    return torch.utils.data.WeightedRandomSampler(image_weights, epoch_size, replacement=True)
+def crop_sampler(folder_of: list[int], shares: list[float] | None = None, epoch_size: int = 4000):
+    """Which photo each of an epoch's crops comes from. folder_of gives each photo's folder (an
+    index into shares): without shares every photo is equally likely; with them each folder's
+    share is divided among its photos, so each folder gives its share whatever its size."""
+    if shares is None:
+        return torch.utils.data.RandomSampler(range(len(folder_of)), replacement=True, num_samples=epoch_size)
+    counts = np.bincount(folder_of, minlength=len(shares))
+    weights = [shares[f] / counts[f] for f in folder_of]
+    return torch.utils.data.WeightedRandomSampler(weights, epoch_size, replacement=True)
 
 
 def load_images(paths, short_side: int | None = 256, workers: int = 2) -> list[np.ndarray]:
@@ -512,18 +515,18 @@ def train(cfg: TrainConfig) -> dict:
     log(f"config {json.dumps(asdict(cfg))}")
 
     t0 = time.time()
-    shares = folder_shares(cfg.data, cfg.data_weights) if cfg.data_weights else [None] * len(cfg.data)
-    images, image_weights = [], []
-    for folder, share in zip(cfg.data, shares):
+    shares = folder_shares(cfg.data, cfg.data_weights) if cfg.data_weights else None
+    images, folder_of = [], []  # the photos, and the index of the --data folder each came from
+    for i, folder in enumerate(cfg.data):
         loaded = load_images(find_images([folder]), short_side=max(256, cfg.crop_size))
-        if share and not loaded:
+        if shares and shares[i] and not loaded:
             raise ValueError(f"no images found under {folder}, which --data-weights gives "
-                             f"{share:.0%} of the crops")
+                             f"{shares[i]:.0%} of the crops")
         images += loaded
-        image_weights += [share / len(loaded) if share else 0.0] * len(loaded)
+        folder_of += [i] * len(loaded)
     if not images:
         raise ValueError(f"no images found under {', '.join(map(str, cfg.data))}")
-    if cfg.data_weights:
+    if shares:
         log("share of the crops per folder: " + ", ".join(
             f"{folder} {share:.0%}" for folder, share in zip(cfg.data, shares)))
     val_paths = find_images(cfg.val) if cfg.val else []
@@ -538,7 +541,7 @@ def train(cfg: TrainConfig) -> dict:
         rng.shuffle(order)
         val_images = [images[i] for i in order[:n_val]]
         images = [images[i] for i in order[n_val:]]
-        image_weights = [image_weights[i] for i in order[n_val:]]
+        folder_of = [folder_of[i] for i in order[n_val:]]
     log(f"loaded {len(images)} training and {len(val_images)} validation photos in {time.time() - t0:.0f}s")
 
     # ab bins, prior and class weights (classification), stored with the model
@@ -616,7 +619,7 @@ def train(cfg: TrainConfig) -> dict:
             grid = (l_norm.shape[-2] // cfg.out_stride, l_norm.shape[-1] // cfg.out_stride)
             val_spread[i] = SpreadThrough(l_norm, pts, grid)
     dataset = AugmentedCrops(images, cfg.crop_size)
-    sampler = crop_sampler(len(images), image_weights if cfg.data_weights else None, cfg.epoch_size)
+    sampler = crop_sampler(folder_of, shares, cfg.epoch_size)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
                                          num_workers=cfg.workers, drop_last=True,
                                          persistent_workers=cfg.workers > 0)
@@ -725,7 +728,8 @@ def train(cfg: TrainConfig) -> dict:
 
 
 def epoch_checkpoint(out: Path, epoch: int) -> Path:
-    """Where a run that keeps each epoch (--keep-epochs, --adv-weight) puts it: NAME.pt -> NAME.epoch3.pt beside it."""
+    """Where a run that keeps each epoch (--keep-epochs, --adv-weight) puts it: NAME.pt ->
+    NAME.epoch3.pt beside it."""
     return out.with_name(f"{out.stem}.epoch{epoch}{out.suffix}")
 
 

@@ -423,15 +423,14 @@ def test_train_folder_shares_draw_each_folder_its_share():
     from colorizer.train import crop_sampler, folder_shares
     assert folder_shares(["a", "b"], [3, 1]) == [0.75, 0.25]
     # 10 photos in the first folder, 90 in the second: by weight each folder gets its share
-    shares = folder_shares(["a", "b"], [3, 1])
-    weights = [shares[0] / 10] * 10 + [shares[1] / 90] * 90
+    folder_of = [0] * 10 + [1] * 90
     torch.manual_seed(0)
-    drawn = np.array(list(crop_sampler(100, weights, 4000)))
+    drawn = np.array(list(crop_sampler(folder_of, folder_shares(["a", "b"], [3, 1]), 4000)))
     assert abs(np.mean(drawn < 10) - 0.75) < 0.03
     # a folder with no share gives no crops; without weights photos are drawn uniformly
-    drawn = np.array(list(crop_sampler(100, [0.1] * 10 + [0.0] * 90, 500)))
+    drawn = np.array(list(crop_sampler(folder_of, folder_shares(["a", "b"], [1, 0]), 500)))
     assert drawn.max() < 10
-    drawn = np.array(list(crop_sampler(100, None, 4000)))
+    drawn = np.array(list(crop_sampler(folder_of, None, 4000)))
     assert abs(np.mean(drawn < 10) - 0.10) < 0.03
     for bad in ([1], [1, -1], [0, 0], [1, float("nan")]):
         with pytest.raises(ValueError, match="--data-weights"):
