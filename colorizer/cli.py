@@ -82,10 +82,36 @@ def cmd_colorize(args) -> int:
 
 # --- evaluate ------------------------------------------------------------------------------------
 
+def _evaluate_sets(c, args, errors) -> dict | None:
+    """Each folder's (rows, means) for one loaded model; None after a message when a folder is bad."""
+    from .evaluate import evaluate_folder
+    sets = {}
+    for d in args.dirs:
+        save = Path(args.save) / c.name / Path(d).name if args.save and args.models else \
+            (Path(args.save) / Path(d).name if args.save else None)
+        try:
+            rows, means = evaluate_folder(c, [d], save_dir=save, batch_size=args.batch_size,
+                                          progress=not args.quiet,
+                                          on_error=lambda f, m: errors.append((f, m)),
+                                          hints=args.hints, variations=args.variations, limit=args.limit,
+                                          spread=not args.no_spread)
+        except ValueError as exc:
+            _err(str(exc))
+            return None
+        sets[str(d)] = (rows, means)
+    return sets
+
+
 def cmd_evaluate(args) -> int:
     from . import load_colorizer
-    from .evaluate import evaluate_folder, format_table, write_json
+    from .evaluate import format_table, write_json
 
+    for d in args.dirs:
+        if not Path(d).exists():
+            _err(f"{d}: no such file or folder")
+            return 2
+    if args.models:
+        return _evaluate_models(args)
     c = load_colorizer(args.model, device=args.device, input_size=args.input_size)
     for option in ("temperature", "correction", "gain"):
         value = getattr(args, option)
@@ -95,38 +121,78 @@ def cmd_evaluate(args) -> int:
                 _err(f"model {c.name} has no decoding {option} (only classification heads do)")
                 return 2
             setattr(head, option, value)
-    sets, errors = {}, []
-    for d in args.dirs:
-        if not Path(d).exists():
-            _err(f"{d}: no such file or folder")
-            return 2
-        save = Path(args.save) / Path(d).name if args.save else None
-        try:
-            rows, means = evaluate_folder(c, [d], save_dir=save, batch_size=args.batch_size,
-                                          progress=not args.quiet,
-                                          on_error=lambda f, m: errors.append((f, m)),
-                                          hints=args.hints, variations=args.variations, limit=args.limit,
-                                          spread=not args.no_spread)
-        except ValueError as exc:
-            _err(str(exc))
-            return 2
-        sets[str(d)] = (rows, means)
+    errors: list = []
+    sets = _evaluate_sets(c, args, errors)
+    if sets is None:
+        return 2
     for f, m in errors:
         _err(f"skipped {f}: {m}")
     if args.per_image:
         for rows, _ in sets.values():
             for r in rows:
                 print(f"{r['image']}: " + " ".join(f"{k}={r[k]:.3f}" for k in r if k != "image"))
-    mode = (f", {args.hints} hints from the truth per photo" if args.hints else "") + \
-           (" (network only, not spread)" if args.hints and args.no_spread else "") + \
-           (f", {args.variations} variations per photo (metrics averaged over them)" if args.variations else "")
-    print(f"model {c.name} (working resolution {c.input_size}{mode})")
+    print(f"model {c.name} (working resolution {c.input_size}{_mode(args)})")
     print(format_table(sets))
     if args.json:
         write_json(args.json, c.name, sets)
         print(f"wrote {args.json}")
     if args.save:
         print(f"outputs and Delta E 2000 heat maps in {args.save}")
+    return 0
+
+
+def _mode(args) -> str:
+    return (f", {args.hints} hints from the truth per photo" if args.hints else "") + \
+           (" (network only, not spread)" if args.hints and args.no_spread else "") + \
+           (f", {args.variations} variations per photo (metrics averaged over them)" if args.variations else "")
+
+
+def _evaluate_models(args) -> int:
+    """evaluate --models A B ... | all: every model on the same photos, one table."""
+    from . import load_colorizer
+    from .evaluate import format_comparison, write_comparison_json
+    from .registry import list_models, resolve
+
+    if any(getattr(args, o) is not None for o in ("temperature", "correction", "gain")):
+        _err("--temperature, --correction and --gain apply to one model: use --model NAME with them")
+        return 2
+    if args.models == ["all"]:
+        names = [r["name"] for r in list_models()]
+        missing = [r["name"] for r in list_models(include_missing=True) if not r["available"]]
+        for name in missing:
+            print(f"{name}: weights not present, skipped")
+    else:
+        names = []
+        for name in args.models:
+            entry = resolve(name)  # unknown names: a clear error listing the models
+            if entry.name not in names:
+                names.append(entry.name)
+    if not names:
+        _err("no model has its weights present: `python -m colorizer models` lists them")
+        return 2
+    results, errors = {}, []
+    for name in names:
+        try:
+            c = load_colorizer(name, device=args.device, input_size=args.input_size)
+        except ColorizerError as exc:
+            if args.models != ["all"]:
+                raise
+            print(f"{name}: cannot be loaded, skipped ({exc})")
+            continue
+        if (args.hints and not c.accepts_hints) or (args.variations and not c.predicts_distribution):
+            print(f"{name}: takes no hints / variations, skipped")
+            continue
+        sets = _evaluate_sets(c, args, errors)
+        if sets is None:
+            return 2
+        results[name] = sets
+    for f, m in dict.fromkeys(errors):
+        _err(f"skipped {f}: {m}")
+    print(f"{len(results)} models on the same photos{_mode(args)}")
+    print(format_comparison(results))
+    if args.json:
+        write_comparison_json(args.json, results)
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -191,7 +257,21 @@ def cmd_weights(args) -> int:
     return 2
 
 
+def cmd_pack(args) -> int:
+    from .data import write_pack
+    write_pack(args.data, args.out, args.data_weights, args.max_mb, args.size, args.seed)
+    return 0
+
+
 def cmd_bench(args) -> int:
+    if args.train:
+        from . import bench_train
+        res = bench_train.run(sizes=args.train_sizes, batch=args.train_batch, rounds=args.rounds,
+                              data=args.data, threads=args.threads)
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=1))
+            print(f"wrote {args.json}")
+        return 0
     from . import bench
     res = bench.run(models=args.models, extra_archs=args.all_archs, size=args.size, batch=args.batch,
                     min_seconds=args.seconds, big=not args.no_big, megapixels=args.megapixels,
@@ -219,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="score a model on folders of color photos")
     e.add_argument("dirs", nargs="+", metavar="DIR")
     e.add_argument("--model", default="default")
+    e.add_argument("--models", nargs="+", default=None, metavar="NAME",
+                   help="compare several models on the same photos (`all`: every model whose weights are present)")
     e.add_argument("--json", default=None, metavar="FILE", help="write per-image and mean scores")
     e.add_argument("--save", default=None, metavar="DIR", help="write outputs and Delta E heat maps")
     e.add_argument("--input-size", type=int, default=None)
@@ -255,6 +337,16 @@ def build_parser() -> argparse.ArgumentParser:
     train_mod.add_arguments(t)
     t.set_defaults(func=train_mod.main)
 
+    k = sub.add_parser("pack", help="write a compact training pack (decoded square crops) to copy to another machine")
+    k.add_argument("data", nargs="+", metavar="DIR", help="folders of color photos")
+    k.add_argument("-o", "--out", required=True, metavar="DIR", help="the pack's folder (train --pack DIR)")
+    k.add_argument("--data-weights", type=float, nargs="+", default=None, metavar="W",
+                   help="each folder's relative share of the pack (default: in proportion to its photos)")
+    k.add_argument("--max-mb", type=float, default=60.0, help="size limit of the pack's pixels")
+    k.add_argument("--size", type=int, default=128, help="side of the square crops")
+    k.add_argument("--seed", type=int, default=0)
+    k.set_defaults(func=cmd_pack)
+
     b = sub.add_parser("bench", help="images per second per architecture; 12 MP photo time and memory")
     b.add_argument("--models", nargs="*", default=None, help="registered models to time (default: all usable)")
     b.add_argument("--all-archs", action="store_true", help="also time our other architectures (random weights)")
@@ -265,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-big", action="store_true", help="skip the 12 MP photo")
     b.add_argument("--threads", type=int, default=None)
     b.add_argument("--json", default=None, metavar="FILE")
+    b.add_argument("--train", action="store_true",
+                   help="time training instead: images per second of the old and the new training path")
+    b.add_argument("--train-sizes", type=int, nargs="+", default=[128, 224], metavar="PX",
+                   help="crop sizes for --train")
+    b.add_argument("--train-batch", type=int, default=32, help="batch size for --train")
+    b.add_argument("--rounds", type=int, default=5, help="timed rounds per path for --train")
+    b.add_argument("--data", nargs="*", default=None, metavar="DIR",
+                   help="photos for --train (default: scikit-image's sample photos)")
     b.set_defaults(func=cmd_bench)
 
     m = sub.add_parser("models", help="list models, whether their weights are present, and scores")

@@ -48,6 +48,10 @@ def summarize(rows: list[dict]) -> dict:
         out[k] = float(np.mean(vals)) if vals else float("nan")
     if rows:
         out["colorfulness_ratio"] = out["colorfulness_pred"] / max(1e-9, out["colorfulness_truth"])
+        # the share of photos that come out with less than half of their truth's colourfulness
+        dull = [r["colorfulness_pred"] < 0.5 * r["colorfulness_truth"] for r in rows
+                if np.isfinite(r["colorfulness_pred"]) and np.isfinite(r["colorfulness_truth"])]
+        out["dull_share"] = float(np.mean(dull)) if dull else float("nan")
     return out
 
 
@@ -139,8 +143,17 @@ def write_json(path, model: str, sets: dict) -> None:
     Path(path).write_text(json.dumps(doc, indent=1))
 
 
+def _metric_cells(m: dict, truth: bool) -> str:
+    """A row's metric columns: MSE, PSNR, SSIM, dE76/94/2000, colourfulness (and the truth's),
+    its ratio and the share of photos below half of their truth's colourfulness."""
+    return (f"{m['mse']:>8.1f} {m['psnr']:>6.2f} {m['ssim']:>6.3f} {m['de76']:>6.2f} {m['de94']:>6.2f} "
+            f"{m['de2000']:>6.2f} {m['colorfulness_pred']:>7.1f} "
+            + (f"{m['colorfulness_truth']:>6.1f} " if truth else "")
+            + f"{m['colorfulness_ratio']:>6.2f} {m.get('dull_share', float('nan')):>6.0%}")
+
+
 def format_table(sets: dict) -> str:
-    head = f"{'set':<34} {'n':>5} {'MSE':>8} {'PSNR':>6} {'SSIM':>6} {'dE76':>6} {'dE94':>6} {'dE2000':>6} {'colorf.':>7} {'truth':>6} {'ratio':>6}"
+    head = f"{'set':<34} {'n':>5} {'MSE':>8} {'PSNR':>6} {'SSIM':>6} {'dE76':>6} {'dE94':>6} {'dE2000':>6} {'colorf.':>7} {'truth':>6} {'ratio':>6} {'<half':>6}"
     diverse = any("diversity_de2000" in m for _, m in sets.values())
     if diverse:
         head += f" {'divers.':>7} {'min cf':>6}"
@@ -149,8 +162,29 @@ def format_table(sets: dict) -> str:
         if not m.get("images"):
             lines.append(f"{name:<34} {0:>5}  (no readable images)")
             continue
-        lines.append(f"{name[-34:]:<34} {m['images']:>5} {m['mse']:>8.1f} {m['psnr']:>6.2f} {m['ssim']:>6.3f} "
-                     f"{m['de76']:>6.2f} {m['de94']:>6.2f} {m['de2000']:>6.2f} {m['colorfulness_pred']:>7.1f} "
-                     f"{m['colorfulness_truth']:>6.1f} {m['colorfulness_ratio']:>6.2f}"
+        lines.append(f"{name[-34:]:<34} {m['images']:>5} " + _metric_cells(m, truth=True)
                      + (f" {m['diversity_de2000']:>7.2f} {m['colorfulness_min_sample']:>6.1f}" if diverse else ""))
+    return "\n".join(lines)
+
+
+def write_comparison_json(path, results: dict) -> None:
+    """results: model -> {set name -> (rows, means)}."""
+    doc = {"created": time.strftime("%Y-%m-%d %H:%M:%S"),
+           "models": {m: {"sets": {name: {"mean": means, "images": rows} for name, (rows, means) in sets.items()}}
+                      for m, sets in results.items()}}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(doc, indent=1))
+
+
+def format_comparison(results: dict) -> str:
+    """One table: a row per model and set, with the metrics the papers report."""
+    head = (f"{'model':<20} {'set':<26} {'n':>5} {'MSE':>8} {'PSNR':>6} {'SSIM':>6} {'dE76':>6} {'dE94':>6} "
+            f"{'dE2000':>6} {'colorf.':>7} {'ratio':>6} {'<half':>6}")
+    lines = [head, "-" * len(head)]
+    for model, sets in results.items():
+        for name, (_, m) in sets.items():
+            if not m.get("images"):
+                lines.append(f"{model[:20]:<20} {name[-26:]:<26} {0:>5}  (no readable images)")
+                continue
+            lines.append(f"{model[:20]:<20} {name[-26:]:<26} {m['images']:>5} " + _metric_cells(m, truth=False))
     return "\n".join(lines)

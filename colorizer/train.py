@@ -1,65 +1,49 @@
-"""Training: folder datasets, augmentation, losses, the training loop, checkpoints.
+"""Training: losses, the training loop, checkpoints and resuming (photos, crops and batches are
+colorizer/data.py).
 
     python -m colorizer train --data DIR [DIR ...] --val DIR --arch backbone_unet \
         --encoder efficientnet_lite0 --head classification --out weights/NAME.pt
 
-One epoch is --epoch-size random augmented crops. After each epoch: validation loss on --val,
-reduce-on-plateau learning rate, the best epoch written to --out (fp16, ready to ship), and a
-resume file (--out + '.resume', full precision with the optimizer) so that --resume carries on
-after a restart. Early stopping after --patience epochs without improvement; --max-minutes
-bounds the whole run. --adv-weight adds adversarial fine-tuning against a patch discriminator
-(Adversary below) and keeps every epoch's checkpoint.
+One epoch is --epoch-size random augmented crops, planned from (--seed, epoch) so that a run
+resumes exactly. After each epoch: validation loss on --val, reduce-on-plateau learning rate, the
+best epoch written to --out (fp16, ready to ship), and a resume file (--out + '.resume', full
+precision with the optimizer, the scheduler, the loop's position and the random states), which is
+also written every --checkpoint-minutes and on SIGTERM / SIGINT, so that --resume carries on from
+the step where a run stopped. --time-budget ends this invocation cleanly (resumable); early
+stopping after --patience epochs without improvement; --max-minutes bounds the whole run.
+The forward passes run under autocast (bfloat16 on CPUs with native support, --precision), on
+--device cpu or cuda, and under torchrun with DistributedDataParallel (gloo on CPUs, NCCL on
+GPUs: each process takes its share of every batch). --adv-weight adds adversarial fine-tuning
+against a patch discriminator (Adversary below) and keeps every epoch's checkpoint.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import signal
 import sys
 import time
 from dataclasses import dataclass, asdict, field
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 
 from . import lab
+from .data import (IMAGE_EXTENSIONS, BatchBuilder, HintSampling, PhotoCache, augmented_crop, epoch_plan,
+                   find_images, lab_batch, load_images)
 from .models import build_model
 from .models.heads import HEADS, DEFAULT_TEMPERATURE, annealed_mean
 from .weights import save_checkpoint, load_state_dict_strict, read_checkpoint
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+__all__ = ["IMAGE_EXTENSIONS", "find_images", "load_images", "lab_batch", "TrainConfig", "train"]
+
 # the 313 in-gamut ab bin centres (grid 10) of Zhang et al. 2016 (BSD-2-Clause), shipped with the package
 AB_BINS_313 = Path(__file__).resolve().parent / "data" / "ab_bins_313.npy"
-
-
-def find_images(paths) -> list[Path]:
-    """Image files under the given files or folders (recursive), sorted."""
-    found = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTENSIONS and q.is_file())
-        elif p.is_file():
-            found.append(p)
-        else:
-            raise FileNotFoundError(f"{p} is neither an image file nor a folder")
-    return found
-
-
-def _load_one(args):
-    path, short_side = args
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im).convert("RGB")
-            if short_side and min(im.size) > short_side:
-                s = short_side / min(im.size)
-                im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BICUBIC)
-            return np.asarray(im, dtype=np.uint8)
-    except Exception:
-        return None
 
 
 def folder_shares(folders, weights) -> list[float]:
@@ -86,17 +70,6 @@ def crop_sampler(folder_of: list[int], shares: list[float] | None = None, epoch_
     return torch.utils.data.WeightedRandomSampler(weights, epoch_size, replacement=True)
 
 
-def load_images(paths, short_side: int | None = 256, workers: int = 2) -> list[np.ndarray]:
-    """Decode photos to uint8 RGB arrays (short side at most short_side); unreadable ones are skipped."""
-    jobs = [(str(p), short_side) for p in paths]
-    if workers > 1 and len(jobs) > 64:
-        with Pool(workers) as pool:
-            imgs = pool.map(_load_one, jobs, chunksize=64)
-    else:
-        imgs = [_load_one(j) for j in jobs]
-    return [im for im in imgs if im is not None]
-
-
 class AugmentedCrops(torch.utils.data.Dataset):
     """Random crop of crop_size with random scale, small rotation and horizontal flip."""
 
@@ -108,26 +81,10 @@ class AugmentedCrops(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, i):
-        img = self.images[i]
-        h, w = img.shape[:2]
-        c = self.crop
-        rot = random.random() < self.p_rotate
-        need = int(math.ceil(c * 1.25)) if rot else c  # room for the rotated corners
-        s = random.uniform(*self.scale)
-        s = max(s, need / min(h, w))
-        im = Image.fromarray(img)
-        if abs(s - 1.0) > 1e-3:
-            im = im.resize((max(need, round(w * s)), max(need, round(h * s))), Image.BILINEAR)
-        W, H = im.size
-        x0, y0 = random.randint(0, W - need), random.randint(0, H - need)
-        im = im.crop((x0, y0, x0 + need, y0 + need))
-        if rot:
-            im = im.rotate(random.uniform(-self.max_rotation, self.max_rotation), Image.BILINEAR)
-            o = (need - c) // 2
-            im = im.crop((o, o, o + c, o + c))
-        if random.random() < 0.5:
-            im = im.transpose(Image.FLIP_LEFT_RIGHT)
-        return torch.from_numpy(np.array(im, dtype=np.uint8))
+        # the global random module: DataLoader seeds it in each worker (the old path; `train`
+        # itself plans its crops with colorizer.data.BatchBuilder)
+        return torch.from_numpy(augmented_crop(self.images[i], self.crop, random, self.scale,
+                                               self.max_rotation, self.p_rotate))
 
 
 def center_crops(images, multiple=32, max_side=256) -> list[np.ndarray]:
@@ -142,14 +99,6 @@ def center_crops(images, multiple=32, max_side=256) -> list[np.ndarray]:
         y, x = (h - ch) // 2, (w - cw) // 2
         out.append(img[y:y + ch, x:x + cw])
     return out
-
-
-def lab_batch(rgb_uint8: torch.Tensor | np.ndarray):
-    """N x H x W x 3 uint8 -> (l_norm N x 1 x H x W, ab N x 2 x H x W in Lab units)."""
-    arr = rgb_uint8.numpy() if isinstance(rgb_uint8, torch.Tensor) else rgb_uint8
-    labs = torch.from_numpy(lab.rgb_to_lab(arr)).permute(0, 3, 1, 2)
-    l_norm = (labs[:, :1] - lab.L_CENT) / lab.L_NORM
-    return l_norm.contiguous(), labs[:, 1:].contiguous()
 
 
 # --- colour hints sampled from the truth (training a hint model) -----------------------------
@@ -455,6 +404,77 @@ class TrainConfig:
     adv_warmup: int = 100
     disc_lr: float = 1e-4
     disc_channels: int = 64
+    scene_context: int = 0
+    device: str = "cpu"
+    precision: str = "auto"
+    channels_last: bool = True
+    time_budget: float | None = None
+    max_steps: int | None = None
+    checkpoint_minutes: float = 5.0
+    cache_dir: str | None = None
+    pack: str | None = None
+    official_file: str | None = None
+
+    def check(self) -> None:
+        """Options that cannot go together, or values out of range: a ValueError that says which."""
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r}: choose one of {', '.join(HEADS)}")
+        if self.train_only not in TRAIN_ONLY:
+            raise ValueError(f"--train-only must be one of {', '.join(TRAIN_ONLY)}, not {self.train_only!r}")
+        if self.hint_branch and not self.hints:
+            raise ValueError("--hint-branch needs --hints")
+        if self.train_only == "hint-branch" and not self.hint_branch:
+            raise ValueError("--train-only hint-branch needs --hint-branch")
+        if self.through_spread and not (self.hints and self.head == "classification" and self.decode_weight):
+            raise ValueError("--through-spread needs --hints, the classification head and --decode-weight")
+        if self.adv_weight and self.train_only != "all":
+            raise ValueError("--adv-weight trains the whole network: leave out --train-only")
+        if self.adv_weight < 0:
+            raise ValueError("--adv-weight must be 0 or more")
+        if self.adv_weight and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError("--adv-weight is not supported under torchrun: run it in one process")
+        if not self.data and not self.pack:
+            raise ValueError("--data needs at least one folder of photos (or --pack a training pack)")
+        if self.data_weights and self.data:
+            folder_shares(self.data, self.data_weights)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        for name in ("time_budget", "max_minutes"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive number of minutes, not {v}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError("--max-steps must be 1 or more")
+        if not (math.isfinite(self.checkpoint_minutes) and self.checkpoint_minutes >= 0):
+            raise ValueError("--checkpoint-minutes must be 0 (only at epoch ends) or more")
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if self.batch_size < 1 or self.epoch_size < self.batch_size * world:
+            raise ValueError(f"--epoch-size ({self.epoch_size}) must hold at least one batch of "
+                             f"--batch-size ({self.batch_size})" + (f" x {world} processes" if world > 1 else ""))
+        if self.scene_context and self.arch not in ("backbone_unet", "unet"):
+            raise ValueError("--scene-context needs --arch backbone_unet or unet")
+        if self.arch in OFFICIAL_ARCHS:
+            if self.head != OFFICIAL_ARCHS[self.arch]:
+                raise ValueError(f"--arch {self.arch} has a {OFFICIAL_ARCHS[self.arch]} output: "
+                                 f"use --head {OFFICIAL_ARCHS[self.arch]}")
+            if self.arch == "eccv16" and self.hints:
+                raise ValueError("--arch eccv16 takes no hints (siggraph17 does)")
+            if self.hint_branch or self.scene_context:
+                raise ValueError(f"--arch {self.arch} is the paper's network as released: "
+                                 "--hint-branch and --scene-context are for our U-Nets")
+            if self.arch == "eccv16" and (self.correction or self.gain != 1.0 or self.bins_file):
+                raise ValueError("--arch eccv16 decodes with its own bins and --temperature only: "
+                                 "leave out --correction, --gain and --bins-file")
+        if self.init == "official" and self.arch not in OFFICIAL_ARCHS:
+            raise ValueError(f"--init official needs --arch {' or '.join(OFFICIAL_ARCHS)}")
+        if self.official_file and self.init != "official":
+            raise ValueError("--official-file goes with --init official")
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Zhang et al.'s networks, trainable from their official weights (--init official): each has its
+# own output (ECCV16: logits over its 313 bins; SIGGRAPH17: ab / 110, with hint inputs)
+OFFICIAL_ARCHS = {"eccv16": "classification", "siggraph17": "regression"}
 
 
 TRAIN_ONLY = ("all", "hint-branch")
@@ -468,10 +488,17 @@ def model_args_for(cfg: TrainConfig, n_bins: int) -> dict:
         args["hints"] = True
     if cfg.hint_branch:
         args["hint_branch"] = int(cfg.hint_branch)
+    if cfg.scene_context:
+        args["scene_context"] = int(cfg.scene_context)
+    if cfg.arch == "eccv16":  # the paper's network as released; it decodes at --temperature
+        return {"temperature": cfg.temperature}
+    if cfg.arch in OFFICIAL_ARCHS:
+        return {}
     if cfg.arch == "backbone_unet":
         args["encoder"] = cfg.encoder
     elif cfg.arch != "unet":
-        raise ValueError(f"architecture {cfg.arch!r} is not trainable here: use unet or backbone_unet")
+        raise ValueError(f"architecture {cfg.arch!r} is not trainable here: use unet, backbone_unet, "
+                         f"{' or '.join(OFFICIAL_ARCHS)}")
     return args
 
 
@@ -487,82 +514,203 @@ class _Log:
         print(line, file=sys.stderr, flush=True)
 
 
-def train(cfg: TrainConfig) -> dict:
-    from tqdm import tqdm
+@dataclass
+class Runtime:
+    """Where this process trains: the device, the precision of its forward passes, and its place
+    among the processes of a distributed run (torchrun sets RANK, WORLD_SIZE and LOCAL_RANK)."""
+    device: torch.device
+    dtype: torch.dtype | None  # autocast dtype, None for float32
+    rank: int = 0
+    world: int = 1
 
-    if cfg.head not in HEADS:
-        raise ValueError(f"unknown head {cfg.head!r}: choose one of {', '.join(HEADS)}")
-    if cfg.train_only not in TRAIN_ONLY:
-        raise ValueError(f"--train-only must be one of {', '.join(TRAIN_ONLY)}, not {cfg.train_only!r}")
-    if cfg.hint_branch and not cfg.hints:
-        raise ValueError("--hint-branch needs --hints")
-    if cfg.train_only == "hint-branch" and not cfg.hint_branch:
-        raise ValueError("--train-only hint-branch needs --hint-branch")
-    if cfg.through_spread and not (cfg.hints and cfg.head == "classification" and cfg.decode_weight):
-        raise ValueError("--through-spread needs --hints, the classification head and --decode-weight")
-    if cfg.adv_weight and cfg.train_only != "all":
-        raise ValueError("--adv-weight trains the whole network: leave out --train-only")
-    if cfg.adv_weight < 0:
-        raise ValueError("--adv-weight must be 0 or more")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    resume_path = out.with_name(out.name + ".resume")
-    log = _Log(cfg.log or str(out.with_suffix(".log")))
-    log(f"config {json.dumps(asdict(cfg))}")
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
 
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
+
+    def any(self, flag: bool) -> bool:
+        """True on every process when it is true on any (a stop asked for on one rank)."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def flags(self, values: list[bool]) -> list[bool]:
+        """Each flag true on every process when it is true on any (stops decided together)."""
+        if self.world == 1:
+            return list(values)
+        t = torch.tensor([1.0 if v else 0.0 for v in values], device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return [bool(v > 0) for v in t.tolist()]
+
+    def mean(self, value: float) -> float:
+        """The mean of every process's value (the loss of the whole global batch)."""
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(t)
+        return float(t.item()) / self.world
+
+    def broadcast(self, value: float) -> float:
+        """rank 0's value, on every process."""
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        torch.distributed.broadcast(t, 0)
+        return float(t.item())
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU runs bfloat16 matrix kernels natively (AVX-512 BF16 / AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        return False
+
+
+def make_runtime(cfg: TrainConfig) -> Runtime:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    want = cfg.device
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA GPU is visible to PyTorch here; use --device cpu")
+        device = torch.device("cuda", local_rank if world > 1 else (torch.device(want).index or 0))
+        torch.cuda.set_device(device)
+    elif want == "cpu":
+        device = torch.device("cpu")
+    else:
+        raise ValueError(f"--device must be auto, cpu or cuda, not {cfg.device!r}")
+    precision = cfg.precision
+    if precision == "auto":
+        if device.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "bf16" if bf16_supported() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("--precision fp16 is for GPUs; on a CPU use bf16 or fp32")
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    rank = 0
+    if world > 1:
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank = torch.distributed.get_rank()
+    return Runtime(device, dtype, rank, world)
+
+
+class _StopSignal:
+    """SIGTERM / SIGINT ask the loop to checkpoint and stop after the current step."""
+
+    def __init__(self):
+        self.asked = ""
+        self._old = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+
+    def _handle(self, signum, frame):
+        if self.asked:  # a second signal: the default action (a stuck run can still be stopped)
+            self.restore()
+            signal.raise_signal(signum)
+            return
+        self.asked = signal.Signals(signum).name
+
+    def restore(self):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _quiet_worker(worker_id: int) -> None:
+    """Data workers leave SIGTERM / SIGINT to the training process, which checkpoints and stops
+    them (a signal to the whole process group must not kill a worker mid-batch)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_reason(flags: list[bool], stop: _StopSignal, cfg: TrainConfig) -> str:
+    if flags[0]:
+        return f"stopped by {stop.asked or 'a signal to another process of the run'}"
+    if flags[1]:
+        return f"time budget of {cfg.time_budget} minutes reached"
+    return f"--max-steps {cfg.max_steps} taken"
+
+
+def _plan_signature(cfg: TrainConfig, rt: "Runtime", cache_key) -> dict:
+    """What a step of the crop plan depends on: a run resumed mid-epoch must keep it."""
+    return {"seed": cfg.seed, "global_batch": cfg.batch_size * rt.world, "epoch_size": cfg.epoch_size,
+            "data_weights": cfg.data_weights, "photos": cache_key}
+
+
+class _Photos:
+    """The training photos as a sequence: the cache's photos, less those held out for validation."""
+
+    def __init__(self, cache: PhotoCache, ids: list[int]):
+        self.cache, self.ids = cache, ids
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        return self.cache.photo(self.ids[i])
+
+    __call__ = __getitem__
+
+
+def _training_photos(cfg: TrainConfig, log, rt: Runtime | None = None):
+    """(training photos, each one's folder index, folder shares or None, validation photos)."""
     t0 = time.time()
+    if cfg.pack:
+        cache = PhotoCache(cfg.pack)
+        if not cfg.data:
+            cfg.data = cache.folders
+        elif len(cfg.data) != len(cache.folders):
+            raise ValueError(f"--data names {len(cfg.data)} folders, the pack {cfg.pack} holds "
+                             f"{len(cache.folders)}: leave out --data with --pack")
+        log(f"training pack {cfg.pack}: {len(cache)} photos of {len(cache.folders)} folders")
+    else:
+        build = lambda: PhotoCache.build(cfg.data, short_side=max(256, cfg.crop_size),  # noqa: E731
+                                         cache_dir=cfg.cache_dir, log=log)
+        if rt is not None and rt.world > 1:  # rank 0 decodes; the others open what it wrote
+            if rt.main:
+                build()
+            torch.distributed.barrier()
+        cache = build()
     shares = folder_shares(cfg.data, cfg.data_weights) if cfg.data_weights else None
-    images, folder_of = [], []  # the photos, and the index of the --data folder each came from
-    for i, folder in enumerate(cfg.data):
-        loaded = load_images(find_images([folder]), short_side=max(256, cfg.crop_size))
-        if shares and shares[i] and not loaded:
-            raise ValueError(f"no images found under {folder}, which --data-weights gives "
-                             f"{shares[i]:.0%} of the crops")
-        images += loaded
-        folder_of += [i] * len(loaded)
-    if not images:
-        raise ValueError(f"no images found under {', '.join(map(str, cfg.data))}")
+    folder_of = cache.folder_of
     if shares:
-        log("share of the crops per folder: " + ", ".join(
-            f"{folder} {share:.0%}" for folder, share in zip(cfg.data, shares)))
+        counts = np.bincount(folder_of, minlength=len(shares)) if folder_of else np.zeros(len(shares))
+        for i, folder in enumerate(cfg.data):
+            if shares[i] and not counts[i]:
+                raise ValueError(f"no images found under {folder}, which --data-weights gives "
+                                 f"{shares[i]:.0%} of the crops")
+    if not len(cache):
+        raise ValueError(f"no images found under {', '.join(map(str, cfg.data))}")
+    ids = list(range(len(cache)))
     val_paths = find_images(cfg.val) if cfg.val else []
     if val_paths:
         rng = random.Random(1234)
         val_paths = sorted(rng.sample(val_paths, min(cfg.val_images, len(val_paths))))
         val_images = load_images(val_paths, short_side=256)
     else:  # hold out a slice of the training photos
-        n_val = max(1, min(cfg.val_images, len(images) // 10))
+        n_val = max(1, min(cfg.val_images, len(ids) // 10))
         rng = random.Random(1234)
-        order = list(range(len(images)))
-        rng.shuffle(order)
-        val_images = [images[i] for i in order[:n_val]]
-        images = [images[i] for i in order[n_val:]]
-        folder_of = [folder_of[i] for i in order[n_val:]]
-    log(f"loaded {len(images)} training and {len(val_images)} validation photos in {time.time() - t0:.0f}s")
+        rng.shuffle(ids)
+        val_images = [np.array(cache.photo(i)) for i in ids[:n_val]]
+        ids = ids[n_val:]
+    if shares:
+        log("share of the crops per folder: " + ", ".join(
+            f"{folder} {share:.0%}" for folder, share in zip(cfg.data, shares)))
+    log(f"loaded {len(ids)} training and {len(val_images)} validation photos in {time.time() - t0:.0f}s")
+    return _Photos(cache, ids), [folder_of[i] for i in ids], shares, val_images
 
-    # ab bins, prior and class weights (classification), stored with the model
-    if cfg.bins_file:
-        bins = np.load(cfg.bins_file).astype(np.float32)
-    else:
-        bins = np.load(AB_BINS_313).astype(np.float32)
-    model_args = model_args_for(cfg, len(bins))
-    model = build_model(cfg.arch, **model_args)
-    class_weights = None
-    if cfg.head == "classification":
-        model.head.bins.copy_(torch.from_numpy(bins))
-        _, w = rebalance_weights(images, bins, lam=cfg.rebalance_lambda)
-        class_weights = torch.from_numpy(w)
-        model.head.log_class_weights.copy_(class_weights.log())
-        log(f"{len(bins)} ab bins; rebalancing weights from {min(3000, len(images))} photos: "
-            f"min {w.min():.2f} max {w.max():.2f}")
-    loss_fn = ColorLoss(cfg.head, cfg.regression_loss, torch.from_numpy(bins), class_weights,
-                        cfg.decode_weight, cfg.temperature, cfg.correction, cfg.gain, cfg.ce_weight,
-                        cfg.decode_loss)
 
+def _optimizer(cfg: TrainConfig, model):
     frozen = cfg.train_only == "hint-branch"
     if frozen:
         # only the hint branch learns; the rest stays exactly as it was (and in eval mode, so
@@ -581,31 +729,12 @@ def train(cfg: TrainConfig) -> dict:
             groups.append({"params": hint_params, "lr": cfg.lr * cfg.hint_lr_mult})
     opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.lr_patience)
-    adversary = Adversary(cfg.adv_weight, cfg.disc_lr, cfg.disc_channels, cfg.adv_warmup) if cfg.adv_weight else None
-    state = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0,
-             "elapsed_s": 0.0, "images_seen": 0, "history": []}
-    if cfg.resume and resume_path.exists():
-        ck = torch.load(resume_path, map_location="cpu", weights_only=False)
-        if ck.get("arch") != cfg.arch or ck.get("model_args") != model_args:
-            raise ValueError(
-                f"{resume_path} was written by a run with another model ({ck.get('arch')} "
-                f"{ck.get('model_args')}); resume with the same options, or delete it to start afresh")
-        load_state_dict_strict(model, ck["model"], str(resume_path))
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        state = ck["state"]
-        if adversary is not None and ck.get("adversary"):
-            adversary.load_state_dict(ck["adversary"])
-        log(f"resumed from {resume_path} at epoch {state['epoch']} (best val loss {state['best_loss']:.4f})")
-    elif cfg.init:
-        init_from(model, cfg.init)
-        log(f"initialized from {cfg.init}")
-    elif cfg.pretrained and cfg.arch == "backbone_unet":
-        model.load_pretrained_encoder(cfg.pretrained_file)
-        log(f"encoder {cfg.encoder} initialized from ImageNet weights")
+    return opt, sched
 
-    multiple = model.input_multiple
-    val_crops = center_crops(val_images, multiple)
+
+def _validation(cfg: TrainConfig, model, val_images, frozen: bool):
+    """Fixed validation batches (and, for a hint branch trained alone, fixed hints)."""
+    val_crops = center_crops(val_images, model.input_multiple)
     val_batches = [lab_batch(np.stack(val_crops[i:i + 16])) for i in range(0, len(val_crops), 16)
                    if len({c.shape for c in val_crops[i:i + 16]}) == 1]
     # a hint branch trained alone is validated with hints (fixed ones, the same every epoch): it
@@ -618,112 +747,303 @@ def train(cfg: TrainConfig) -> dict:
         if cfg.through_spread:
             grid = (l_norm.shape[-2] // cfg.out_stride, l_norm.shape[-1] // cfg.out_stride)
             val_spread[i] = SpreadThrough(l_norm, pts, grid)
-    dataset = AugmentedCrops(images, cfg.crop_size)
-    sampler = crop_sampler(folder_of, shares, cfg.epoch_size)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
-                                         num_workers=cfg.workers, drop_last=True,
-                                         persistent_workers=cfg.workers > 0)
-    budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
-    run_start = time.time() - state["elapsed_s"]
+    return list(zip(val_batches, val_hints, val_spread))
 
-    def set_training_mode():
-        model.train(not frozen)
+
+def _resume_state(ck: dict) -> dict:
+    """A resume file's loop state; files written before mid-epoch checkpoints start at step 0."""
+    state = dict(ck["state"])
+    state.setdefault("step", 0)
+    state.setdefault("epoch_seen", 0)
+    state.setdefault("run_loss", 0.0)
+    return state
+
+
+def weights_digest(model) -> str:
+    """A short hash of a model's parameters (the same on every rank of a run that trains one
+    shared model; batch-norm statistics are each rank's own until rank 0's are saved)."""
+    import hashlib
+    h = hashlib.sha256()
+    for k, v in model.named_parameters():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def train(cfg: TrainConfig) -> dict:
+    from tqdm import tqdm
+
+    cfg.check()
+    rt = make_runtime(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    resume_path = out.with_name(out.name + ".resume")
+    log = _Log(cfg.log or str(out.with_suffix(".log"))) if rt.main else (lambda msg: None)
+    log(f"config {json.dumps(asdict(cfg))}")
+    log(f"device {rt.device}, precision {rt.dtype or 'float32'}, {rt.world} process(es), "
+        f"{torch.get_num_threads()} threads each")
+
+    # 1. photos (decoded once into the cache) and the model
+    images, folder_of, shares, val_images = _training_photos(cfg, log, rt)
+    bins = np.load(cfg.bins_file or AB_BINS_313).astype(np.float32)
+    model_args = model_args_for(cfg, len(bins))
+    model = build_model(cfg.arch, **model_args)
+    frozen = cfg.train_only == "hint-branch"
+
+    # 2. the starting point: a resume file, another checkpoint, official weights or ImageNet weights
+    state = {"epoch": 0, "step": 0, "epoch_seen": 0, "run_loss": 0.0, "best_loss": float("inf"),
+             "best_epoch": 0, "bad_epochs": 0, "elapsed_s": 0.0, "images_seen": 0, "history": []}
+    ck = None
+    if cfg.resume and resume_path.exists():
+        ck = torch.load(resume_path, map_location="cpu", weights_only=False)
+        if ck.get("arch") != cfg.arch or ck.get("model_args") != model_args:
+            raise ValueError(
+                f"{resume_path} was written by a run with another model ({ck.get('arch')} "
+                f"{ck.get('model_args')}); resume with the same options, or delete it to start afresh")
+        load_state_dict_strict(model, ck["model"], str(resume_path))
+    elif cfg.init == "official":
+        init_official(model, cfg.arch, cfg.official_file)
+        log(f"initialized from the official {cfg.arch} weights"
+            + (f" in {cfg.official_file}" if cfg.official_file else ""))
+    elif cfg.init:
+        init_from(model, cfg.init)
+        log(f"initialized from {cfg.init}")
+    elif cfg.pretrained and cfg.arch == "backbone_unet":
+        model.load_pretrained_encoder(cfg.pretrained_file)
+        log(f"encoder {cfg.encoder} initialized from ImageNet weights")
+
+    # 3. ab bins and class rebalancing (classification), stored with the model, and the optimizer
+    class_weights = None
+    if cfg.head == "classification":
+        if cfg.arch == "eccv16":  # its bins live in its state dict (model_out), in its own order
+            if not model.bins.abs().sum():
+                model.set_bins(bins)
+            bins = model.bins.numpy().astype(np.float32)
+        _, w = rebalance_weights(images, bins, lam=cfg.rebalance_lambda)
+        class_weights = torch.from_numpy(w)
+        if hasattr(model, "head") and ck is None and not frozen:
+            # decode with these photos' rebalancing, as the loss does (a frozen network stays as it was)
+            model.head.bins.copy_(torch.from_numpy(bins))
+            model.head.log_class_weights.copy_(class_weights.log())
+        log(f"{len(bins)} ab bins; rebalancing weights from {min(3000, len(images))} photos: "
+            f"min {w.min():.2f} max {w.max():.2f}")
+    if cfg.arch == "siggraph17":  # its colour-suggestion head is not what the regression loss trains
+        model.model_class.requires_grad_(False)
+    model.to(rt.device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt, sched = _optimizer(cfg, model)  # after the move: its state lives beside the parameters
+    scaler = torch.amp.GradScaler("cuda") if rt.dtype == torch.float16 else None
+    adversary = Adversary(cfg.adv_weight, cfg.disc_lr, cfg.disc_channels, cfg.adv_warmup) if cfg.adv_weight else None
+    plan_signature = _plan_signature(cfg, rt, images.cache.meta.get("key") or
+                                     f"{images.cache.root} {images.cache.meta.get('bytes')}")
+    if ck is not None:
+        old_plan = ck.get("plan")
+        if old_plan and ck["state"].get("step") and old_plan != plan_signature:
+            changed = ", ".join(f"{k} {old_plan.get(k)!r} -> {v!r}" for k, v in plan_signature.items()
+                                if old_plan.get(k) != v)
+            raise ValueError(f"{resume_path} stopped in the middle of an epoch whose crops depend on "
+                             f"what changed here ({changed}): resume with the same --seed, --batch-size "
+                             f"(and number of processes), --epoch-size, --data-weights and photos")
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        if scaler is not None and ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        state = _resume_state(ck)
+        if adversary is not None and ck.get("adversary"):
+            adversary.load_state_dict(ck["adversary"])
+        if ck.get("rng"):
+            random.setstate(ck["rng"]["python"])
+            np.random.set_state(ck["rng"]["numpy"])
+            torch.set_rng_state(ck["rng"]["torch"])
+        log(f"resumed from {resume_path} at epoch {state['epoch']} step {state['step']} "
+            f"(best val loss {state['best_loss']:.4f})")
+    net = model
+    if rt.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    bins_t = torch.from_numpy(bins).to(rt.device)
+    loss_fn = ColorLoss(cfg.head, cfg.regression_loss, bins_t,
+                        class_weights.to(rt.device) if class_weights is not None else None,
+                        cfg.decode_weight, cfg.temperature, cfg.correction, cfg.gain, cfg.ce_weight,
+                        cfg.decode_loss)
+    validation = _validation(cfg, model, val_images, frozen)
+    hint_sampling = None
+    if cfg.hints:
+        hint_sampling = HintSampling(0.0 if frozen else cfg.hint_p_none, cfg.hint_mean_count)
+
+    def to_dev(t):
+        t = t.to(rt.device, non_blocking=True)
+        return t.contiguous(memory_format=torch.channels_last) if cfg.channels_last and t.dim() == 4 else t
 
     def evaluate() -> float:
-        model.eval()
-        tot, n = 0.0, 0
-        with torch.inference_mode():
-            for (l_norm, ab), hints, spread in zip(val_batches, val_hints, val_spread):
-                pred = model(l_norm) if hints is None else model(l_norm, hints)
-                tot += float(loss_fn(pred, ab, spread)) * len(l_norm)
-                n += len(l_norm)
-        set_training_mode()
-        return tot / max(1, n)
+        """Validation loss in float32 (rank 0 computes it; every rank gets it)."""
+        val = float("nan")
+        if rt.main:
+            model.eval()
+            tot, n = 0.0, 0
+            with torch.inference_mode():
+                for (l_norm, ab), hints, spread in validation:
+                    l_norm, ab = to_dev(l_norm), ab.to(rt.device)
+                    pred = model(l_norm) if hints is None else model(l_norm, to_dev(hints))
+                    tot += float(loss_fn(pred.float(), ab, spread)) * len(l_norm)
+                    n += len(l_norm)
+            val = tot / max(1, n)
+        model.train(not frozen)
+        return rt.broadcast(val)
 
     def meta_for(epoch: int) -> dict:
         return {
-            "trained_on": [str(d) for d in cfg.data], "validated_on": [str(d) for d in cfg.val],
+            "trained_on": [str(d) for d in cfg.data] if not cfg.pack else [f"pack {cfg.pack}"],
+            "validated_on": [str(d) for d in cfg.val],
             "train_photos": len(images), "epochs": epoch, "images_seen": state["images_seen"],
             "train_minutes": round(state["elapsed_s"] / 60, 1),
             "input_size": cfg.input_size, "crop_size": cfg.crop_size, "head": cfg.head,
             "config": asdict(cfg),
         }
 
+    def save_resume():
+        if not rt.main:
+            return
+        torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()},
+                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "state": state,
+                    "model_args": model_args, "arch": cfg.arch,
+                    "adversary": adversary.state_dict() if adversary else None,
+                    "scaler": scaler.state_dict() if scaler is not None else None,
+                    "plan": plan_signature,
+                    "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+                            "torch": torch.get_rng_state()}},
+                   resume_path.with_name(resume_path.name + ".tmp"))
+        os.replace(resume_path.with_name(resume_path.name + ".tmp"), resume_path)
+
+    # 4. the loop: epochs of --epoch-size crops, validated, checkpointed; resumable at any step
+    budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None  # the whole run's time
+    session_s = cfg.time_budget * 60 if cfg.time_budget else None  # this invocation's time
+    t_start = time.time()
+    run_start = t_start - state["elapsed_s"]
+    last_ckpt = t_start
+    stop = _StopSignal()
     stopped = ""
-    while state["epoch"] < cfg.epochs:
-        epoch = state["epoch"] + 1
-        set_training_mode()
-        bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False, dynamic_ncols=True,
-                   disable=None)
-        t_ep, seen, run_loss = time.time(), 0, 0.0
-        out_of_time = False
-        for crops in bar:
-            l_norm, ab = lab_batch(crops)
-            if cfg.hints:
-                pts = [] if cfg.through_spread else None
-                hints = sample_hints(ab, 0.0 if frozen else cfg.hint_p_none, cfg.hint_mean_count, points=pts)
-                pred = model(l_norm, hints)
-                spread = SpreadThrough(l_norm, pts, pred.shape[-2:]) if cfg.through_spread else None
-                loss = loss_fn(pred, ab, spread)
+    steps_now = 0  # steps taken by this invocation
+    model.train(not frozen)
+    log(f"training from epoch {state['epoch'] + 1} step {state['step']}")
+    try:
+        while state["epoch"] < cfg.epochs:
+            epoch = state["epoch"] + 1
+            plan = epoch_plan(cfg.seed, epoch, folder_of, shares, cfg.epoch_size)
+            builder = BatchBuilder(images, plan, cfg.seed, epoch, cfg.crop_size, cfg.batch_size,
+                                   hint_sampling, rt.rank, rt.world)
+            loader = torch.utils.data.DataLoader(
+                builder, batch_size=None, sampler=range(state["step"], len(builder)),
+                num_workers=cfg.workers, prefetch_factor=4 if cfg.workers else None,
+                worker_init_fn=_quiet_worker if cfg.workers else None,
+                generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
+            bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False, dynamic_ncols=True,
+                       disable=None, initial=state["step"], total=len(builder))
+            t_ep, seen_now = time.time(), 0
+            flags = [False] * 4  # signal, --time-budget, --max-steps, --max-minutes
+            for l_norm, ab, hints, points in bar:
+                spread = SpreadThrough(l_norm, points, (l_norm.shape[-2] // cfg.out_stride,
+                                                        l_norm.shape[-1] // cfg.out_stride)) if cfg.through_spread else None
+                l_norm, ab = to_dev(l_norm), ab.to(rt.device)
+                with rt.autocast():
+                    pred = net(l_norm, to_dev(hints)) if cfg.hints else net(l_norm)
+                loss = loss_fn(pred.float(), ab, spread)
+                if adversary is not None:
+                    real, fake = adversary.pair(l_norm.float(), ab, loss_fn.decode(pred.float()))
+                    g_adv = adversary.generator_loss(fake)
+                    if g_adv is not None:
+                        loss = loss + g_adv
+                opt.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    opt.step()
+                if adversary is not None:
+                    adversary.step(real, fake)
+                n = len(l_norm) * rt.world
+                seen_now += n
+                steps_now += 1
+                state["step"] += 1
+                state["epoch_seen"] += n
+                lv = rt.mean(float(loss.detach()))
+                state["run_loss"] = 0.98 * state["run_loss"] + 0.02 * lv if state["epoch_seen"] > n else lv
+                bar.set_postfix(loss=f"{state['run_loss']:.4f}", img_s=f"{seen_now / (time.time() - t_ep):.1f}")
+                now = time.time()
+                state["elapsed_s"] = now - run_start
+                flags = rt.flags([bool(stop.asked), bool(session_s and now - t_start > session_s),
+                                  bool(cfg.max_steps and steps_now >= cfg.max_steps),
+                                  bool(budget_s and now - run_start > budget_s)])
+                if any(flags):
+                    break
+                if cfg.checkpoint_minutes and now - last_ckpt > cfg.checkpoint_minutes * 60:
+                    save_resume()
+                    last_ckpt = now
+            bar.close()
+            pause, out_of_time = any(flags[:3]), flags[3] and not any(flags[:3])
+            if pause:
+                save_resume()  # first: validating may take longer than a kill's grace period
+                if state["step"] < len(builder):
+                    stopped = _stop_reason(flags, stop, cfg) + \
+                        f" at epoch {epoch} step {state['step']}; `--resume` continues from there"
+                    break
+            val_loss = evaluate()
+            sched.step(val_loss)
+            rec = {"epoch": epoch, "train_loss": round(state["run_loss"], 5), "val_loss": round(val_loss, 5),
+                   "lr": opt.param_groups[0]["lr"],
+                   "img_per_s": round(seen_now / max(1e-9, time.time() - t_ep), 1),
+                   "elapsed_min": round(state["elapsed_s"] / 60, 1)}
+            state.update(epoch=epoch, step=0, images_seen=state["images_seen"] + state["epoch_seen"],
+                         epoch_seen=0, elapsed_s=time.time() - run_start)
+            improved = val_loss < state["best_loss"] - 1e-5
+            if adversary is not None:
+                rec.update(adversary.summary())
+                adversary.reset_stats()
+            state["history"].append(rec)
+            meta = {**meta_for(epoch), "val_loss": round(val_loss, 5)}
+            if improved:
+                state["best_loss"], state["best_epoch"], state["bad_epochs"] = val_loss, epoch, 0
             else:
-                pred = model(l_norm)
-                loss = loss_fn(pred, ab)
-            if adversary is not None:
-                real, fake = adversary.pair(l_norm, ab, loss_fn.decode(pred))
-                g_adv = adversary.generator_loss(fake)
-                if g_adv is not None:
-                    loss = loss + g_adv
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if adversary is not None:
-                adversary.step(real, fake)
-            seen += len(crops)
-            lv = float(loss.detach())
-            run_loss = 0.98 * run_loss + 0.02 * lv if seen > len(crops) else lv
-            bar.set_postfix(loss=f"{run_loss:.4f}", img_s=f"{seen / (time.time() - t_ep):.1f}")
-            if budget_s and time.time() - run_start > budget_s:
-                out_of_time = True
+                state["bad_epochs"] += 1
+            if rt.main:
+                if improved:
+                    save_checkpoint(out, model, cfg.arch, model_args, meta, half=True)
+                if adversary is not None or cfg.keep_epochs:
+                    # the validation loss does not measure what the discriminator adds, nor how a changed
+                    # mix of training photos does on other photos: every epoch is kept, to be chosen by
+                    # evaluation (colorfulness, realism score, the photos it is meant for) as well
+                    save_checkpoint(epoch_checkpoint(out, epoch), model, cfg.arch, model_args, meta, half=True)
+            save_resume()
+            last_ckpt = time.time()
+            log(f"epoch {epoch} " + " ".join(f"{k}={v}" for k, v in rec.items() if k != "epoch")
+                + (" best" if improved else ""))
+            if not pause and rt.flags([bool(stop.asked)])[0]:  # a signal during validation or saving
+                pause, flags = True, [True, False, False, False]
+            if pause:
+                stopped = _stop_reason(flags, stop, cfg) + " at the end of an epoch; `--resume` continues from there"
                 break
-        bar.close()
-        val_loss = evaluate()
-        sched.step(val_loss)
-        state["epoch"] = epoch
-        state["images_seen"] += seen
-        state["elapsed_s"] = time.time() - run_start
-        improved = val_loss < state["best_loss"] - 1e-5
-        rec = {"epoch": epoch, "train_loss": round(run_loss, 5), "val_loss": round(val_loss, 5),
-               "lr": opt.param_groups[0]["lr"], "img_per_s": round(seen / max(1e-9, time.time() - t_ep), 1),
-               "elapsed_min": round(state["elapsed_s"] / 60, 1)}
-        if adversary is not None:
-            rec.update(adversary.summary())
-            adversary.reset_stats()
-        state["history"].append(rec)
-        meta = {**meta_for(epoch), "val_loss": round(val_loss, 5)}
-        if improved:
-            state["best_loss"], state["best_epoch"], state["bad_epochs"] = val_loss, epoch, 0
-            save_checkpoint(out, model, cfg.arch, model_args, meta, half=True)
-        else:
-            state["bad_epochs"] += 1
-        if adversary is not None or cfg.keep_epochs:
-            # the validation loss does not measure what the discriminator adds, nor how a changed
-            # mix of training photos does on other photos: every epoch is kept, to be chosen by
-            # evaluation (colorfulness, realism score, the photos it is meant for) as well
-            save_checkpoint(epoch_checkpoint(out, epoch), model, cfg.arch, model_args, meta, half=True)
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "state": state, "model_args": model_args,
-                    "arch": cfg.arch, "adversary": adversary.state_dict() if adversary else None},
-                   resume_path)
-        log(f"epoch {epoch} " + " ".join(f"{k}={v}" for k, v in rec.items() if k != "epoch")
-            + (" best" if improved else ""))
-        if out_of_time:
-            stopped = f"time budget of {cfg.max_minutes} minutes reached"
-            break
-        if state["bad_epochs"] >= cfg.patience:
-            stopped = f"early stop: no improvement for {cfg.patience} epochs"
-            break
+            if out_of_time:
+                stopped = f"time budget of {cfg.max_minutes} minutes reached"
+                break
+            if state["bad_epochs"] >= cfg.patience:
+                stopped = f"early stop: no improvement for {cfg.patience} epochs"
+                break
+    finally:
+        stop.restore()
+        if rt.world > 1:
+            torch.distributed.destroy_process_group()
     log(f"done: {stopped or 'all epochs'}; best epoch {state['best_epoch']} "
         f"val loss {state['best_loss']:.4f}; checkpoint {out}")
+    state["stopped"] = stopped
+    state["weights_digest"] = weights_digest(model)
+    print(f"rank {rt.rank}: weights digest {state['weights_digest']}", file=sys.stderr, flush=True)
     return state
 
 
@@ -733,14 +1053,27 @@ def epoch_checkpoint(out: Path, epoch: int) -> Path:
     return out.with_name(f"{out.stem}.epoch{epoch}{out.suffix}")
 
 
+def init_official(model, arch: str, path=None) -> None:
+    """Start from Zhang et al.'s released weights: the registry's file (sha256 checked) or, with
+    path, a state dict in the official layout (every key and shape checked)."""
+    from .registry import resolve
+    from .weights import read_official_state_dict
+    if path is None:
+        entry = resolve(arch)
+        sd = read_official_state_dict(arch, entry.path, verify=True)
+    else:
+        sd = read_official_state_dict(arch, path, verify=False)
+    load_state_dict_strict(model, sd, f"official {arch} weights")
+
+
 def init_from(model, path) -> None:
     """Start from another checkpoint's weights. The two models must match tensor for tensor,
-    except the hint layers a hint model adds (they start at zero, so the model starts out as the
-    one it came from)."""
+    except the hint layers a hint model adds and the scene context (they start at zero, so the
+    model starts out as the one it came from)."""
     ck = read_checkpoint(path)
     own = model.state_dict()
     src = {k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
-    new_ok = {k for k in own if k.startswith(("hint_stem.", "hint_mix.", "hint_branch."))}
+    new_ok = {k for k in own if k.startswith(("hint_stem.", "hint_mix.", "hint_branch.", "context."))}
     missing = sorted(set(own) - set(src) - new_ok)
     extra = sorted(set(src) - set(own))
     bad = sorted(k for k in src if k in own and tuple(src[k].shape) != tuple(own[k].shape))
@@ -754,13 +1087,17 @@ def init_from(model, path) -> None:
 def add_arguments(p) -> None:
     """The `train` command's options (used by colorizer/__main__.py)."""
     d = TrainConfig(data=[], out="")
-    p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders of color photos")
+    p.add_argument("--data", nargs="+", default=[], metavar="DIR",
+                   help="folders of color photos (needed unless --pack gives them)")
     p.add_argument("--data-weights", type=float, nargs="+", default=None, metavar="W",
                    help="each --data folder's relative share of the crops (default: in proportion to its photos)")
     p.add_argument("--val", nargs="*", default=[], metavar="DIR",
                    help="validation photos (default: hold out part of --data)")
     p.add_argument("--out", required=True, help="checkpoint to write, e.g. weights/mymodel.pt")
-    p.add_argument("--arch", default=d.arch, choices=["backbone_unet", "unet"])
+    p.add_argument("--arch", default=d.arch, choices=["backbone_unet", "unet", *OFFICIAL_ARCHS],
+                   help="eccv16 / siggraph17: Zhang et al.'s networks (with --init official, fine-tuned "
+                        "from their released weights; eccv16 takes --head classification, siggraph17 "
+                        "--head regression)")
     p.add_argument("--encoder", default=d.encoder,
                    help="backbone_unet encoder: efficientnet_lite0/1/2, resnet18, vgg16")
     p.add_argument("--head", default=d.head, choices=list(HEADS))
@@ -791,7 +1128,11 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--resume", action="store_true", help="carry on from OUT.resume")
     p.add_argument("--init", default=None, metavar="CHECKPOINT",
-                   help="start from this checkpoint's weights (e.g. fine-tune a plain model into a hint model)")
+                   help="start from this checkpoint's weights (e.g. fine-tune a plain model into a hint "
+                        "model); `official` with --arch eccv16 / siggraph17: their released weights")
+    p.add_argument("--official-file", default=None, metavar="FILE",
+                   help="with --init official: a state dict in the official layout instead of the "
+                        "registry's file (e.g. your own earlier fine-tune); its layout is checked, not its hash")
     p.add_argument("--hints", action="store_true",
                    help="train a model that takes colour hints (random hints sampled from the truth)")
     p.add_argument("--hint-p-none", type=float, default=d.hint_p_none,
@@ -825,6 +1166,24 @@ def add_arguments(p) -> None:
                    help="width of the discriminator's first layer")
     p.add_argument("--keep-epochs", action="store_true",
                    help="also keep every epoch's weights as OUT.epochN.pt (--adv-weight always does)")
+    p.add_argument("--scene-context", type=int, default=d.scene_context, metavar="HIDDEN",
+                   help="add a scene-level context of this many hidden units (colorizer/models/scene_context.py)")
+    p.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--precision", default=d.precision, choices=PRECISIONS,
+                   help="autocast precision of the forward passes (auto: bf16 on CPUs with native "
+                        "bfloat16 and on GPUs that have it, else fp32 on CPUs and fp16 on GPUs)")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                   help="train in the contiguous (NCHW) layout instead of channels_last")
+    p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                   help="stop this invocation cleanly after MINUTES (resume file written; --resume continues)")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N",
+                   help="stop this invocation cleanly after N steps (resume file written; --resume continues)")
+    p.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes,
+                   help="write the resume file this often within an epoch (0: only at epoch ends)")
+    p.add_argument("--cache-dir", default=None,
+                   help="where decoded photos are cached (default: .cache/photos in the repository)")
+    p.add_argument("--pack", default=None, metavar="DIR",
+                   help="train on a training pack (`python -m colorizer pack`) instead of decoding --data")
     p.add_argument("--log", default=None, help="log file (default: OUT with .log)")
 
 

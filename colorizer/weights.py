@@ -201,22 +201,22 @@ def fetch_official(name: str, dest_dir: str | os.PathLike = "weights", timeout: 
             tmp.unlink()
 
 
-def load_official(name: str, path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Build ECCV16 / SIGGRAPH17 and load the official state dict file at `path` strictly.
-
-    The file's sha256 is checked first. Returns the model in eval mode.
-    """
+def read_official_state_dict(name: str, path: str | os.PathLike, verify: bool = True) -> dict:
+    """The state dict in an official ECCV16 / SIGGRAPH17 file; verify=True checks its sha256
+    against the released file's (WeightsError with what to do when missing, damaged or not one)."""
     entry = _official_entry(name)
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"official {name} weights file {path} does not exist; get it with "
-                           f"fetch_official({name!r}). {_manual_hint(entry, path)}")
-    digest = sha256_of(path)
-    if digest != entry["sha256"]:
-        raise WeightsError(f"{path} is not the official {name} weights file: its sha256 is {digest}, "
-                           f"expected {entry['sha256']} ({entry['bytes']} bytes); it is damaged "
-                           f"(e.g. a partial download) or a different file: download it again "
-                           f"from {entry['url']}")
+                           f"`python -m colorizer weights fetch {name}` (needs internet). "
+                           f"{_manual_hint(entry, path)}")
+    if verify:
+        digest = sha256_of(path)
+        if digest != entry["sha256"]:
+            raise WeightsError(f"{path} is not the official {name} weights file: its sha256 is {digest}, "
+                               f"expected {entry['sha256']} ({entry['bytes']} bytes); it is damaged "
+                               f"(e.g. a partial download) or a different file: download it again "
+                               f"from {entry['url']}")
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for damaged files
@@ -224,9 +224,18 @@ def load_official(name: str, path: str | os.PathLike, device: str | torch.device
                            f"({type(exc).__name__}: {exc}); download it again from {entry['url']}") from exc
     if isinstance(sd, dict) and all(k in sd for k in CHECKPOINT_KEYS):
         raise WeightsError(f"{path} is a colorizer checkpoint, not an official state dict: "
-                           "use load_checkpoint")
+                           "use load_checkpoint (or train --init CHECKPOINT)")
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise WeightsError(f"{path} is not a state dict of tensors")
+    return sd
+
+
+def load_official(name: str, path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Build ECCV16 / SIGGRAPH17 and load the official state dict file at `path` strictly.
+
+    The file's sha256 is checked first. Returns the model in eval mode.
+    """
+    sd = read_official_state_dict(name, path, verify=True)
     try:
         model = build_model(name)
     except ValueError as exc:

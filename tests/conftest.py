@@ -154,6 +154,16 @@ def _turing_db_isolated(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _photo_cache_isolated(tmp_path_factory):
+    """Training runs in tests cache their decoded photos in a temporary folder, not in the
+    repository's .cache/photos."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("COLORIZER_CACHE_DIR", str(tmp_path_factory.mktemp("photo_cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def gradient_photos(tmp_path_factory) -> Path:
     """Six small, noisy colour-gradient PNGs: enough for a training run of a few steps."""

@@ -183,6 +183,33 @@ def test_evaluate_json_and_save(tiny_weights_dir, tmp_path):
         assert im.mode in ("RGB", "RGBA") and im.width >= 80 and im.height >= 64
 
 
+def test_evaluate_models_all_compares_on_the_same_photos(tiny_weights_dir, tmp_path):
+    import shutil
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        Image.fromarray(colour_photo(i)).save(photos / f"p{i}.png")
+    shutil.copyfile(next(tiny_weights_dir.glob("*.pt")), tiny_weights_dir / "my_other.pt")
+    js = tmp_path / "cmp.json"
+    p = run_cli("evaluate", photos, "--models", "all", "--json", js, "-q", weights_dir=tiny_weights_dir)
+    no_traceback(p)
+    assert p.returncode == 0, p.stderr
+    assert "eccv16: weights not present, skipped" in p.stdout
+    assert "2 models on the same photos" in p.stdout
+    for col in ("MSE", "PSNR", "SSIM", "dE76", "dE94", "dE2000", "colorf."):
+        assert col in p.stdout
+    doc = json.loads(js.read_text())
+    assert set(doc["models"]) == {colorizer.DEFAULT_MODEL, "my_other"}
+    means = [m["sets"][str(photos)]["mean"] for m in doc["models"].values()]
+    assert all(m["images"] == 2 for m in means)
+    assert means[0]["psnr"] == pytest.approx(means[1]["psnr"])  # the same weights, the same photos
+    p = run_cli("evaluate", photos, "--models", "default", "nope", weights_dir=tiny_weights_dir)
+    no_traceback(p)
+    assert p.returncode == 2 and "unknown model 'nope'" in p.stderr
+    p = run_cli("evaluate", photos, "--models", "all", "--gain", "2", weights_dir=tiny_weights_dir)
+    assert p.returncode == 2 and "use --model NAME with them" in p.stderr
+
+
 def test_evaluate_with_hints_and_variations(tiny_weights_dir, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()

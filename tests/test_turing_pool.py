@@ -95,6 +95,23 @@ def test_build_pool_errors_write_nothing(tiny_weights_dir, photos, tmp_path):
     assert st.survey_names() == []
 
 
+def test_build_pool_all_models(tiny_weights_dir, photos, tmp_path):
+    """--models all: one survey over every model whose weights are present (a copy of the tiny
+    default under another name makes two), none for the missing official ones."""
+    import shutil
+    shutil.copyfile(next(tiny_weights_dir.glob("*.pt")), tiny_weights_dir / "second.pt")
+    st = Store(f"sqlite:///{tmp_path / 't.db'}")
+    pool.build_pool(st, photos, ["all"], survey="every", size=64, practice=0, attention=0)
+    gen = st.stimuli_frame("every")
+    gen = gen[gen["kind"] == "generated"]
+    import colorizer
+    assert set(gen["model"]) == {colorizer.DEFAULT_MODEL, "second"}
+    for f in list(tiny_weights_dir.glob("*.pt")):
+        f.unlink()
+    with pytest.raises(SurveyError, match="no model has its weights present"):
+        pool.build_pool(st, photos, ["all"], survey="none", size=64)
+
+
 def test_extend_pool_skips_known_sources(tiny_weights_dir, photos, tmp_path):
     st = Store(f"sqlite:///{tmp_path / 't.db'}")
     pool.build_pool(st, photos, ["default"], survey="s", size=64, practice=0, attention=0)

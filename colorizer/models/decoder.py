@@ -71,12 +71,15 @@ class EncoderDecoderNet(ColorizationNet):
     the decoder's last features (so a hinted spot keeps its colour). Both paths start at zero, so
     a hint model fine-tuned from a plain one starts out as that model. hint_branch=C > 0 adds a
     HintBranch of C channels (colorizer/models/hint_branch.py) that spreads the hints over the
-    decoder's last features; it is exactly zero without hints.
+    decoder's last features; it is exactly zero without hints. scene_context=H > 0 adds a
+    SceneContext of H hidden units (colorizer/models/scene_context.py): the whole photo's pooled
+    deepest features scale and shift the deepest and the last features (zero at the start).
     """
 
     def _assemble(self, encoder: nn.Module, decoder_channels, head: str, out_stride: int,
                   n_bins: int, temperature: float, correction: float = 0.0,
-                  gain: float = 1.0, hints: bool = False, hint_branch: int = 0) -> None:
+                  gain: float = 1.0, hints: bool = False, hint_branch: int = 0,
+                  scene_context: int = 0) -> None:
         self.encoder = encoder
         strides = list(encoder.strides)
         if out_stride not in strides:
@@ -104,14 +107,28 @@ class EncoderDecoderNet(ColorizationNet):
             self.hint_branch = HintBranch(self.decoder.out_channels, int(hint_branch))
         else:
             self.hint_branch = None
+        if scene_context:
+            from .scene_context import SceneContext
+            self.context = SceneContext(encoder.channels[-1], self.decoder.out_channels, int(scene_context))
+        else:
+            self.context = None
+
+    def _decode(self, feats):
+        """The decoder's last features for the encoder's features (with the scene context's
+        scale and shift where the network has one)."""
+        if self.context is None:
+            return self.decoder(feats)
+        g = self.context.summary(feats[-1])
+        feats = list(feats[:-1]) + [self.context.film_deep(feats[-1], g)]
+        return self.context.film_out(self.decoder(feats), g)
 
     def forward(self, l_norm, hints=None):
         if not self.accepts_hints:
-            return self.head(self.decoder(self.encoder(l_norm)))
+            return self.head(self._decode(self.encoder(l_norm)))
         if hints is None:
             # no hints: the stem path adds exactly nothing (no bias), and the mix sees zero hint
             # planes, so only its weights on the features count: skip the rest
-            x = self.decoder(self.encoder(l_norm))
+            x = self._decode(self.encoder(l_norm))
             mix = self.hint_mix
             return self.head(x + F.conv2d(x, mix.weight[:, :x.shape[1]], mix.bias))
         n, _, h, w = l_norm.shape
@@ -119,7 +136,7 @@ class EncoderDecoderNet(ColorizationNet):
             raise ValueError(f"hints must be N x 3 x H x W = {(n, 3, h, w)} (a/110, b/110, mask), "
                              f"got {tuple(hints.shape)}")
         hints = hints.to(l_norm)
-        x = self.decoder(self.encoder(l_norm, self.hint_stem(hints)))
+        x = self._decode(self.encoder(l_norm, self.hint_stem(hints)))
         pooled = pool_hints(hints, x.shape[-2:])
         x = x + self.hint_mix(torch.cat([x, pooled], 1))
         if self.hint_branch is not None:

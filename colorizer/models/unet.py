@@ -32,7 +32,7 @@ class UNet(EncoderDecoderNet):
     def __init__(self, channels=(32, 64, 128, 256, 256), decoder_channels=(128, 64, 48),
                  head: str = "classification", out_stride: int = 4, n_bins: int = 313,
                  temperature: float = DEFAULT_TEMPERATURE, correction: float = 0.0,
-                 gain: float = 1.0):
+                 gain: float = 1.0, scene_context: int = 0):
         super().__init__()
         self._assemble(PlainEncoder(channels), decoder_channels, head, out_stride, n_bins, temperature,
-                       correction, gain)
+                       correction, gain, scene_context=scene_context)
