@@ -43,8 +43,8 @@ from .errors import ColorizerError, ImageError
 from .hints import ab_to_hex, colour_to_ab, parse_hints
 from .pipeline import Colorizer, load_image
 from .registry import DEFAULT_MODEL, REGISTRY, list_models, resolve
-from .uploads import (IMAGE_SUFFIXES, ZIP_MAX_FILES, inspect_image, max_pixels_from_env,
-                      read_zip_images)
+from .uploads import (IMAGE_SUFFIXES, ZIP_MAX_FILES, InflateBudget, ZipImages, inspect_image,
+                      max_pixels_from_env)
 
 log = logging.getLogger("colorizer.app")
 
@@ -522,20 +522,29 @@ def run_compare(photo, model_names, input_size=INPUT_SIZE_DEFAULT, progress=gr.P
     return gallery, f"{w:,} x {h:,} px at {size} px working resolution:\n\n" + "\n".join(rows)
 
 
-def _batch_items(files) -> tuple[list[tuple[str, object]], list[str]]:
-    """Uploaded files and zip archives -> [(name, path or bytes)], [skip reasons]."""
-    items, skipped = [], []
+def _batch_items(files):
+    """Uploaded files and zip archives -> (how many photos, an iterator of (name, path, bytes or
+    ImageError), [skip reasons]). Archives are listed first (nothing inflated) and read one
+    member at a time while iterating, all of them against one InflateBudget for the request."""
+    sources, skipped, count = [], [], 0
+    budget = InflateBudget()
     for f in files or []:
         p = Path(str(getattr(f, "name", f)))
         if p.suffix.lower() == ".zip" or (p.suffix.lower() not in IMAGE_SUFFIXES and zipfile.is_zipfile(p)):
-            members, skip = read_zip_images(p)
-            items += members
-            skipped += skip
+            z = ZipImages(p, budget=budget)
+            sources.append(z)
+            skipped += z.skipped
+            count += len(z)
         else:
-            items.append((p.name, str(p)))
-    if len(items) > ZIP_MAX_FILES:
-        raise gr.Error(f"{len(items)} photos were sent; at most {ZIP_MAX_FILES} are colorized at once")
-    return items, skipped
+            sources.append([(p.name, str(p))])
+            count += 1
+    if count > ZIP_MAX_FILES:
+        raise gr.Error(f"{count} photos were sent; at most {ZIP_MAX_FILES} are colorized at once")
+
+    def items():
+        for src in sources:
+            yield from src
+    return count, items(), skipped
 
 
 @user_errors
@@ -547,19 +556,21 @@ def run_batch(files, model_name, input_size=INPUT_SIZE_DEFAULT, vividness=1.0,
     size = _input_size(input_size)
     vivid = _vividness(vividness)
     progress(0, desc="Unpacking")
-    items, problems = _batch_items(files)
-    if not items:
+    count, items, problems = _batch_items(files)
+    if not count:
         raise gr.Error("no photos found in the upload" + (": " + "; ".join(problems[:5]) if problems else ""))
     c = get_model(model_name)
     out = _new_output_dir()
-    zpath = out / f"colorized_{len(items)}_photos.zip"
+    zpath = out / f"colorized_{count}_photos.zip"
     used: set[str] = set()
     done = 0
     t0 = time.perf_counter()
     with zipfile.ZipFile(zpath, "w", compression=zipfile.ZIP_STORED) as zf:
         for i, (name, src) in enumerate(items):
-            progress((i, len(items)), desc=f"Colorizing {name}", unit="photos")
+            progress((i, count), desc=f"Colorizing {name}", unit="photos")
             try:
+                if isinstance(src, ImageError):  # an archive member that could not be unpacked
+                    raise src
                 inspect_image(src, name=name)
                 rgb, _ = colorize_array(c, _load(src, name), size, vivid)
             except ColorizerError as exc:
@@ -579,13 +590,14 @@ def run_batch(files, model_name, input_size=INPUT_SIZE_DEFAULT, vividness=1.0,
             Image.fromarray(rgb).save(buf, format="PNG", compress_level=3)
             zf.writestr(out_name, buf.getvalue())
             done += 1
-        report = [f"{done} of {len(items)} photos colorized with {c.name} at {size} px"]
+            del src, rgb, buf  # nothing of a photo is kept once it is written
+        report = [f"{done} of {count} photos colorized with {c.name} at {size} px"]
         report += [f"skipped: {p}" for p in problems]
         zf.writestr("report.txt", "\n".join(report) + "\n")
     if done == 0:
         raise gr.Error("none of the photos could be colorized: " + "; ".join(problems[:5]))
-    progress((len(items), len(items)), desc="Done", unit="photos")
-    md = f"**{done} of {len(items)}** photos colorized with {c.name} in {time.perf_counter() - t0:.1f} s."
+    progress((count, count), desc="Done", unit="photos")
+    md = f"**{done} of {count}** photos colorized with {c.name} in {time.perf_counter() - t0:.1f} s."
     if problems:
         md += "\n\nSkipped (also listed in report.txt inside the zip):\n" + "\n".join(f"- {p}" for p in problems[:50])
     return str(zpath), md

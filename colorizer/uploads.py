@@ -1,10 +1,13 @@
 """Checks on user uploads before anything is decoded (used by the web app; no gradio here).
 
 `inspect_image` reads only an image's header: it refuses empty files, files that are not images,
-decompression bombs (more pixels than a stated limit), images too small or too elongated to
+decompression bombs (more pixels than a stated limit), files of more than MAX_FRAMES frames or
+pages (counted up to the cap, never walked to the end), images too small or too elongated to
 colorize, and says what it will do with the rest (EXIF rotation, 16 bits, CMYK, transparency,
-animation). `read_zip_images` takes the images out of a zip archive with limits on their number
-and size, never writing archive paths to disk.
+animation). `ZipImages` lists the images of a zip archive from its central directory and reads
+them one at a time as streams, counting the bytes actually inflated (not what a header says)
+against a cap per image and an InflateBudget per request; `read_zip_images` is the same as a
+list. Archive paths are never written to disk.
 """
 from __future__ import annotations
 
@@ -23,8 +26,11 @@ from .errors import ImageError
 MAX_MEGAPIXELS = 40.0  # default pixel limit of the app (a 12 MP photo is well inside it)
 MIN_SIDE = 8  # smaller images carry no usable structure for the network
 MAX_ASPECT = 100.0  # longest side / shortest side (a 360-degree panorama is about 10 to 20)
+MAX_FRAMES = 1000  # frames of an animation or pages of a TIFF; only the first is colorized
 ZIP_MAX_FILES = 500
-ZIP_MAX_TOTAL_BYTES = 2_000_000_000  # uncompressed
+ZIP_MAX_MEMBER_BYTES = 200 * 2**20  # one image inside an archive, as inflated
+ZIP_MAX_TOTAL_BYTES = 1 * 2**30  # all the images of one request, as inflated
+_CHUNK = 1 << 20
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".jfif"}
 
 _EXIF_ORIENTATION = 0x0112
@@ -88,12 +94,16 @@ def inspect_image(source, name: str = "the image", max_pixels: int | None = None
                 w, h = im.size
                 fmt = im.format or "?"
                 mode = im.mode
-                frames = int(getattr(im, "n_frames", 1) or 1)
+                frames = _count_frames(im, MAX_FRAMES)
                 transparent = mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
                 try:
                     orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
                 except Exception:  # a broken EXIF block: the pixels are used as stored
                     orientation = 1
+    except _TooManyFrames as exc:
+        raise ImageError(f"{name} has more than {MAX_FRAMES:,} frames or pages: only files of at most "
+                         f"{MAX_FRAMES:,} are accepted (the first frame is colorized); save that frame "
+                         "alone and try again") from exc
     except Image.DecompressionBombError as exc:
         n = _claimed_pixels(exc)
         size = f"claims {n:,} pixels ({n / 1e6:.0f} MP)" if n else "claims far too many pixels"
@@ -117,10 +127,15 @@ def inspect_image(source, name: str = "the image", max_pixels: int | None = None
     notes = []
     if orientation in (5, 6, 7, 8):
         w, h = h, w
-    if orientation != 1:
+    if orientation in range(2, 9):
         notes.append("turned upright as its EXIF orientation says")
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+    elif orientation != 1:
+        notes.append(f"its EXIF orientation ({orientation}) is not a valid one: the pixels are used as stored")
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         notes.append("16-bit image: its lightness is read at full precision; the PNG you get is 8-bit")
+    elif mode == "F":
+        notes.append("32-bit floating-point image: read as values from 0 to 1 (brighter values show "
+                     "as white); the PNG you get is 8-bit")
     if mode == "CMYK":
         notes.append("CMYK image: converted to RGB before its lightness is taken")
     if transparent:
@@ -131,44 +146,137 @@ def inspect_image(source, name: str = "the image", max_pixels: int | None = None
                      orientation=orientation, notes=notes)
 
 
-def read_zip_images(path, max_files: int = ZIP_MAX_FILES,
-                    max_total_bytes: int = ZIP_MAX_TOTAL_BYTES) -> tuple[list[tuple[str, bytes]], list[str]]:
-    """The image files inside a zip archive as (file name, bytes), and lines about what was skipped.
+def _size(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
-    Only names with an image suffix are read; folders, hidden files and macOS resource forks are
-    skipped. The archive is refused (ImageError) when it is not a zip, holds more than max_files
-    images, or its images would unpack to more than max_total_bytes.
-    """
+
+class _TooManyFrames(Exception):
+    pass
+
+
+def _count_frames(im, cap: int) -> int:
+    """Frames (pages) of an open image, counted by seeking one at a time up to cap (Pillow's
+    n_frames walks a TIFF's every page, in time that grows with the square of their number)."""
+    if not getattr(im, "is_animated", False):
+        return 1
+    n = 1
     try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ImageError(f"{Path(path).name} is not a zip archive that can be read ({exc})") from exc
-    skipped: list[str] = []
-    with zf:
-        members = []
-        for info in zf.infolist():
+        while True:
+            im.seek(n)
+            n += 1
+            if n > cap:
+                raise _TooManyFrames(n)
+    except EOFError:
+        pass
+    finally:
+        try:
+            im.seek(0)
+        except (EOFError, OSError, ValueError):
+            pass
+    return n
+
+
+@dataclass
+class InflateBudget:
+    """Bytes that the archives of one request may inflate to, counted as they are inflated."""
+    total: int = ZIP_MAX_TOTAL_BYTES
+    used: int = 0  # inflated so far
+    declared: int = 0  # what the archives listed so far declare
+
+    @property
+    def left(self) -> int:
+        return self.total - self.used
+
+
+class ZipImages:
+    """The image files of a zip archive: listed from its central directory (nothing inflated), then
+    read one at a time, as a stream, while iterating: (file name, bytes) or (file name, ImageError).
+
+    A member is stopped as soon as what it inflates to passes its header's size, the per-image cap,
+    or what is left of the request's budget; only the member being read is in memory. Refused at
+    once (ImageError) when the file is not a zip, holds more than max_files images, or its images
+    declare more bytes than the budget holds.
+    """
+
+    def __init__(self, path, max_files: int = ZIP_MAX_FILES, budget: InflateBudget | None = None,
+                 max_member_bytes: int = ZIP_MAX_MEMBER_BYTES):
+        self.path, self.name = path, Path(path).name
+        self.budget = budget or InflateBudget()
+        self.max_member = max_member_bytes
+        self.skipped: list[str] = []
+        try:
+            zf = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise ImageError(f"{self.name} is not a zip archive that can be read ({exc})") from exc
+        with zf:
+            infos = zf.infolist()
+        self.members = []
+        for info in infos:
             base = info.filename.replace("\\", "/").rsplit("/", 1)[-1]
             if info.is_dir() or not base:
                 continue
             if base.startswith(".") or "__MACOSX/" in info.filename:
                 continue
             if Path(base).suffix.lower() not in IMAGE_SUFFIXES:
-                skipped.append(f"{info.filename}: not an image file name")
+                self.skipped.append(f"{info.filename}: not an image file name")
                 continue
-            members.append((info, base))
-        if len(members) > max_files:
-            raise ImageError(f"{Path(path).name} holds {len(members)} images; at most {max_files} "
+            self.members.append((info, base))
+        if len(self.members) > max_files:
+            raise ImageError(f"{self.name} holds {len(self.members)} images; at most {max_files} "
                              "are colorized at once: split the archive")
-        total = sum(i.file_size for i, _ in members)
-        if total > max_total_bytes:
-            raise ImageError(f"{Path(path).name} would unpack to {total / 1e9:.1f} GB of images; at "
-                             f"most {max_total_bytes / 1e9:g} GB are accepted")
-        out = []
-        for info, base in members:
-            try:
-                data = zf.read(info)
-            except Exception as exc:  # damaged member, unsupported compression, bad CRC
-                skipped.append(f"{info.filename}: cannot be unpacked ({exc})")
-                continue
+        declared = sum(i.file_size for i, _ in self.members)
+        if self.budget.declared + declared > self.budget.total:
+            raise ImageError(f"{self.name} would unpack to {_size(declared)} of images"
+                             + (f" (with the other archives, {_size(self.budget.declared + declared)})"
+                                if self.budget.declared else "")
+                             + f"; at most {_size(self.budget.total)} are accepted per request")
+        self.budget.declared += declared
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def _read(self, zf, info) -> bytes:
+        limit = min(info.file_size, self.max_member, self.budget.left)
+        parts, got = [], 0
+        with zf.open(info) as f:
+            while True:
+                chunk = f.read(min(_CHUNK, limit + 1 - got))
+                if not chunk:
+                    break
+                got += len(chunk)
+                self.budget.used += len(chunk)
+                if got > limit:
+                    if got > info.file_size:
+                        raise ImageError(f"{info.filename}: inflates to more than the {info.file_size:,} "
+                                         "bytes its header declares (a damaged or hostile archive)")
+                    if got > self.max_member:
+                        raise ImageError(f"{info.filename}: more than {self.max_member / 2**20:.0f} MB "
+                                         "unpacked, over the limit for one image")
+                    raise ImageError(f"{info.filename}: the archives of this request would unpack to "
+                                     f"more than {_size(self.budget.total)}")
+                parts.append(chunk)
+        return b"".join(parts)
+
+    def __iter__(self):
+        with zipfile.ZipFile(self.path) as zf:
+            for info, base in self.members:
+                try:
+                    yield base, self._read(zf, info)
+                except ImageError as exc:
+                    yield base, exc
+                except Exception as exc:  # damaged member, unsupported compression, bad CRC
+                    yield base, ImageError(f"{info.filename}: cannot be unpacked ({exc})")
+
+
+def read_zip_images(path, max_files: int = ZIP_MAX_FILES,
+                    max_total_bytes: int = ZIP_MAX_TOTAL_BYTES) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """The image files inside a zip archive as (file name, bytes), and lines about what was skipped
+    (ZipImages, read in full: for archives known to be small; the app streams them)."""
+    z = ZipImages(path, max_files, InflateBudget(max_total_bytes))
+    out, skipped = [], list(z.skipped)
+    for base, data in z:
+        if isinstance(data, ImageError):
+            skipped.append(str(data))
+        else:
             out.append((base, data))
     return out, skipped

@@ -175,3 +175,17 @@ def chroma_of(rgb_arr: np.ndarray) -> np.ndarray:
     from colorizer import lab
     L = lab.rgb_to_lab(np.asarray(rgb_arr))
     return np.hypot(L[..., 1], L[..., 2])
+
+
+def zip_with_lying_size(path, name: str, payload: bytes, declared: int) -> str:
+    """A deflated zip member whose local and central headers declare `declared` bytes."""
+    import zipfile
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(name, payload)
+    data = bytearray(Path(path).read_bytes())
+    loc = data.find(b"PK\x03\x04")
+    struct.pack_into("<I", data, loc + 22, declared)  # uncompressed size in the local header
+    cen = data.find(b"PK\x01\x02")
+    struct.pack_into("<I", data, cen + 24, declared)  # and in the central directory
+    Path(path).write_bytes(bytes(data))
+    return str(path)

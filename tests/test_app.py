@@ -169,6 +169,19 @@ def test_batch_of_files_and_a_zip_gives_a_zip_and_reports_what_it_skipped(user, 
     assert "**3 of 4**" in summary
 
 
+def test_batch_stops_a_zip_member_that_inflates_past_its_header(user, files):
+    """A member declaring 1,000 bytes that would inflate to 64 MB is stopped at its header's size
+    and reported; the other photo of the request is colorized."""
+    a = H.save(files / "ok.png", Image.fromarray(H.gray_photo(40, 50)))
+    liar = H.zip_with_lying_size(files / "liar.zip", "bomb.png", b"\0" * (64 << 20), declared=1000)
+    out, summary = user.predict([handle_file(str(a)), handle_file(liar)], "default", api_name="/batch")
+    with zipfile.ZipFile(out) as zf:
+        assert sorted(zf.namelist()) == ["ok.png", "report.txt"]
+        report = zf.read("report.txt").decode()
+    assert "1 of 2 photos colorized" in report and "bomb.png" in report
+    assert "**1 of 2**" in summary
+
+
 # --- awkward inputs that must work -------------------------------------------------------------------
 
 def test_exif_rotation_comes_out_upright(user, files):

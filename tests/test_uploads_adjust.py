@@ -139,3 +139,79 @@ def test_ab_stats_of_a_photo_and_color_detection():
     assert not adjust.is_color(H.gray_photo())
     with pytest.raises(ValueError, match="RGB"):
         adjust.ab_stats(H.gray_photo())
+
+
+# --- hostile archives and page bombs (built here, never inflated to disk) --------------------------
+
+def test_zip_member_inflating_past_its_header_is_stopped_early(tmp_path):
+    import time
+    from colorizer.uploads import InflateBudget, ZipImages
+    z = H.zip_with_lying_size(tmp_path / "liar.zip", "a.png", b"\0" * (64 << 20), declared=1000)
+    budget = InflateBudget()
+    t = time.perf_counter()
+    (name, result), = list(ZipImages(z, budget=budget))
+    assert time.perf_counter() - t < 2.0
+    assert name == "a.png" and isinstance(result, ImageError)
+    assert budget.used <= 1001  # what was inflated is counted, and it stopped at the header's size
+    items, skipped = read_zip_images(z)
+    assert items == [] and len(skipped) == 1 and "a.png" in skipped[0]
+
+
+def test_zip_bombs_are_refused_before_inflating_or_capped(tmp_path):
+    from colorizer.uploads import InflateBudget, ZipImages
+    # a member that declares 1.9 GB: refused from the central directory, nothing inflated
+    z = H.zip_with_lying_size(tmp_path / "big.zip", "zeros.png", b"\0" * 1024, declared=1_900_000_000)
+    budget = InflateBudget()
+    with pytest.raises(ImageError, match=r"would unpack to 1\.90 GB of images; at most 1\.07 GB"):
+        ZipImages(z, budget=budget)
+    assert budget.used == 0
+    # honest members over the per-image cap: stopped at the cap
+    z2 = make_zip(tmp_path / "two.zip", {"a.png": b"\0" * (3 << 20), "b.png": b"ok"})
+    (_, a), (_, b) = list(ZipImages(z2, max_member_bytes=1 << 20))
+    assert isinstance(a, ImageError) and "more than 1 MB unpacked" in str(a) and b == b"ok"
+    # two archives in one request share one budget
+    z3 = make_zip(tmp_path / "c.zip", {"c.png": b"\1" * 600_000})
+    z4 = make_zip(tmp_path / "d.zip", {"d.png": b"\2" * 300_000, "e.png": b"\3" * 300_000})
+    shared = InflateBudget(total=1_000_000)
+    first = ZipImages(z3, budget=shared)
+    with pytest.raises(ImageError, match=r"d.zip would unpack to 0.6 MB of images \(with the other "
+                                         r"archives, 1.2 MB\); at most 1.0 MB"):
+        ZipImages(z4, budget=shared)
+    assert list(first)[0][1] == b"\1" * 600_000 and shared.used == 600_000
+    # and what is inflated counts too: a member read when the budget is spent is stopped
+    shared = InflateBudget(total=1_000_000)
+    late = ZipImages(make_zip(tmp_path / "f.zip", {"f.png": b"\4" * 300_000}), budget=shared)
+    shared.used = 900_000
+    (_, out), = list(late)
+    assert isinstance(out, ImageError) and "would unpack to more than 1.0 MB" in str(out)
+    assert shared.used <= 1_000_001
+
+
+def test_page_bomb_refused_without_walking_every_page():
+    import io as _io
+    import time
+    from colorizer.uploads import MAX_FRAMES
+    pages = [Image.new("L", (8, 8), i % 255) for i in range(MAX_FRAMES + 1)]
+    buf = _io.BytesIO()
+    pages[0].save(buf, format="TIFF", save_all=True, append_images=pages[1:])
+    t = time.perf_counter()
+    with pytest.raises(ImageError, match="more than 1,000 frames or pages"):
+        inspect_image(buf.getvalue(), name="pages.tif")
+    assert time.perf_counter() - t < 5.0
+    buf = _io.BytesIO()
+    pages[0].save(buf, format="TIFF", save_all=True, append_images=pages[1:3])
+    info = inspect_image(buf.getvalue(), name="three.tif")
+    assert info.frames == 3
+
+
+def test_invalid_exif_orientation_is_not_called_upright():
+    import io as _io
+    for value in (9, 65535):
+        im = Image.new("RGB", (40, 30))
+        exif = im.getexif()
+        exif[0x0112] = value
+        buf = _io.BytesIO()
+        im.save(buf, format="JPEG", exif=exif)
+        notes = inspect_image(buf.getvalue(), name="o.jpg").notes
+        assert not any("turned upright" in n for n in notes)
+        assert any(f"EXIF orientation ({value}) is not a valid one" in n for n in notes)
