@@ -53,6 +53,17 @@ _GAMMA_LUTF = _enc.astype(np.float32)
 del _lin, _enc
 
 
+def _forget_pool_after_fork() -> None:
+    # a forked child (a DataLoader worker) inherits the pool object but none of its threads:
+    # waiting on it would hang for ever, so the child makes its own when it needs one
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def _map_rows(fn, n_rows: int, row_pixels: int) -> None:
     """Run fn(start, stop) over row chunks, two threads at a time for big images."""
     rows = max(1, _CHUNK_PIXELS // max(1, row_pixels))

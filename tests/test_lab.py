@@ -232,3 +232,22 @@ def test_lab_to_rgb_rejects_bad_shapes(shape):
 def test_l_ab_to_rgb_uint8_rejects_mismatched_planes(ab_shape):
     with pytest.raises(ValueError, match="do not match"):
         lab.l_ab_to_rgb_uint8(np.zeros((12, 10), np.float32), np.zeros(ab_shape, np.float32))
+
+
+def test_lab_threads_work_in_a_forked_child():
+    """A DataLoader worker is a fork of a process whose conversion threads already run: it must
+    not wait for the parent's threads (which the fork did not copy)."""
+    import multiprocessing
+    from colorizer import lab as lab_mod
+    if lab_mod._THREADS == 1:
+        pytest.skip("one conversion thread: no pool to inherit")
+    big = np.random.default_rng(0).integers(0, 256, (2000, 2000, 3), dtype=np.uint8)
+    lab_mod.rgb_to_lab(big)  # the parent's pool now exists
+    assert lab_mod._pool is not None
+    p = multiprocessing.get_context("fork").Process(target=lab_mod.rgb_to_lab, args=(big,))
+    p.start()
+    p.join(60)
+    hung = p.is_alive()
+    if hung:
+        p.kill()
+    assert not hung and p.exitcode == 0
