@@ -91,6 +91,18 @@ register(ModelEntry(
     },
 ))
 
+# python -m colorizer evaluate ... (docs/results/lite0_scene_eval.json); gray baseline in ()
+SCENE_SCORES = {
+    "val/imagenet_val": {"psnr": 22.94, "gray_psnr": 22.39, "ssim": 0.929, "de2000": 10.89,
+                         "gray_de2000": 11.47, "colorfulness_ratio": 0.73, "below_half_colorfulness": 0.24},
+    "test/kodak24": {"psnr": 22.48, "gray_psnr": 22.00, "ssim": 0.931, "de2000": 11.64,
+                     "gray_de2000": 12.12, "colorfulness_ratio": 0.75, "below_half_colorfulness": 0.42},
+    "test/bsds500_test": {"psnr": 22.76, "gray_psnr": 21.54, "ssim": 0.934, "de2000": 11.21,
+                          "gray_de2000": 13.01, "colorfulness_ratio": 0.75, "below_half_colorfulness": 0.27},
+    "test/mcmaster18": {"psnr": 18.84, "gray_psnr": 17.67, "ssim": 0.782, "de2000": 13.83,
+                        "gray_de2000": 15.64, "colorfulness_ratio": 0.56, "below_half_colorfulness": 0.56},
+}
+
 register(ModelEntry(
     name="lite0-hint", arch="backbone_unet", weights="lite0_hint.pt", input_size=256,
     description="lite0-cls fine-tuned to take color hints and to decode accurately: EfficientNet-Lite0 "
@@ -110,7 +122,17 @@ register(ModelEntry(
     },
 ))
 
-DEFAULT_MODEL = "lite0-hint"
+register(ModelEntry(
+    name="lite0-scene", arch="backbone_unet", weights="lite0_scene.pt", input_size=256,
+    description="lite0-hint with a scene-level context (whole-photo features that scale and shift the "
+                "decoder's), retrained on the diverse version-2 photo pool: EfficientNet-Lite0 U-Net, "
+                "313-bin classification, hint inputs, variations and color suggestions",
+    trained_on="../shared/data/train version 2 (22,320 photos of ten folders, each given its share): "
+               "lite0-hint + scene context, 128 px then 176 px crops (see weights/README.md)",
+    scores=SCENE_SCORES,
+))
+
+DEFAULT_MODEL = "lite0-scene"
 ALIASES = {"default": DEFAULT_MODEL}
 
 

@@ -109,7 +109,7 @@ def tiny_checkpoint(tmp_path_factory, ab_bins) -> Path:
 
 @pytest.fixture
 def tiny_weights_dir(tmp_path, tiny_checkpoint, monkeypatch) -> Path:
-    """A fresh weights folder holding only the tiny default checkpoint (lite0_hint.pt), made the
+    """A fresh weights folder holding only the tiny default checkpoint (lite0_scene.pt), made the
     weights folder of this test through $COLORIZER_WEIGHTS_DIR."""
     import shutil
     d = tmp_path / "weights"

@@ -64,15 +64,15 @@ def rgb(path) -> np.ndarray:
 def test_starts_quickly_offline_and_logs_the_models_it_loaded(server):
     assert server.startup_s < 30, f"the app took {server.startup_s:.1f} s to answer"
     log = server.log()
-    assert "loaded model lite0-hint" in log
-    assert "models available: lite0-hint, tiny2; loaded: lite0-hint" in log
+    assert "loaded model lite0-scene" in log
+    assert "models available: lite0-scene, tiny2; loaded: lite0-scene" in log
 
 
 def test_models_endpoint_lists_models_with_weights(user):
     rows = user.predict(api_name="/models")
     names = {r["name"] for r in rows}
-    assert names == {"lite0-hint", "tiny2"}
-    default = next(r for r in rows if r["name"] == "lite0-hint")
+    assert names == {"lite0-scene", "tiny2"}
+    default = next(r for r in rows if r["name"] == "lite0-scene")
     assert default["aliases"] == ["default"] and default["loaded"] is True
 
 
@@ -138,12 +138,12 @@ def test_controls_vividness_reference_and_working_size(user, files):
 
 def test_compare_runs_several_models_side_by_side_with_timings(user, files):
     src = H.save(files / "cmp.png", Image.fromarray(H.gray_photo(60, 80)))
-    gallery, table = user.predict(handle_file(str(src)), ["lite0-hint", "tiny2"], api_name="/compare")
+    gallery, table = user.predict(handle_file(str(src)), ["lite0-scene", "tiny2"], api_name="/compare")
     captions = [g["caption"] for g in gallery]
     assert captions[0] == "input" and len(gallery) == 3
-    assert captions[1].startswith("lite0-hint - ") and captions[1].endswith(" s")
+    assert captions[1].startswith("lite0-scene - ") and captions[1].endswith(" s")
     assert captions[2].startswith("tiny2 - ")
-    assert "| lite0-hint |" in table and "| tiny2 |" in table
+    assert "| lite0-scene |" in table and "| tiny2 |" in table
 
 
 def test_batch_of_files_and_a_zip_gives_a_zip_and_reports_what_it_skipped(user, files):
@@ -327,7 +327,7 @@ def test_without_any_weights_the_app_starts_and_says_how_to_get_them(tmp_path, f
         c = client(srv)
         assert c.predict(api_name="/models") == []
         src = H.save(files / "w.png", Image.fromarray(H.gray_photo(30, 40)))
-        with pytest.raises(Exception, match="weights file of model 'lite0-hint' is missing"):
+        with pytest.raises(Exception, match="weights file of model 'lite0-scene' is missing"):
             colorize(c, src)
         assert srv.alive()
     finally:

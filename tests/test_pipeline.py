@@ -314,14 +314,14 @@ def test_missing_default_weights(empty_weights_dir):
     with pytest.raises(WeightsError) as ei:
         colorizer.load_colorizer("default")
     msg = str(ei.value)
-    assert str(empty_weights_dir / "lite0_hint.pt") in msg
+    assert str(empty_weights_dir / "lite0_scene.pt") in msg
     assert "git lfs pull" in msg and "python -m colorizer train" in msg
     assert isinstance(ei.value, colorizer.ColorizerError)
     assert colorizer.WeightsError is WeightsError
 
 
 def test_corrupted_checkpoint(tiny_weights_dir):
-    f = tiny_weights_dir / "lite0_hint.pt"
+    f = tiny_weights_dir / "lite0_scene.pt"
     good = f.read_bytes()
     f.write_bytes(good[: len(good) // 2])  # a partial download
     with pytest.raises(WeightsError, match="could not be read") as ei:
@@ -338,7 +338,7 @@ def test_corrupted_checkpoint(tiny_weights_dir):
 def test_checkpoint_that_does_not_fit_its_model_args(tiny_weights_dir, ab_bins):
     """Strict loading: a state dict saved from one configuration with the model_args of another."""
     model, args = build_tiny_default(ab_bins)
-    f = tiny_weights_dir / "lite0_hint.pt"
+    f = tiny_weights_dir / "lite0_scene.pt"
     save_checkpoint(f, model, "backbone_unet", {**args, "decoder_channels": [32, 16, 8]})
     with pytest.raises(WeightsError) as ei:
         colorizer.load_colorizer("default")
@@ -356,7 +356,7 @@ def test_checkpoint_that_does_not_fit_its_model_args(tiny_weights_dir, ab_bins):
 def test_checkpoint_with_missing_or_extra_tensors(tiny_weights_dir, ab_bins):
     model, args = build_tiny_default(ab_bins)
     sd = model.state_dict()
-    f = tiny_weights_dir / "lite0_hint.pt"
+    f = tiny_weights_dir / "lite0_scene.pt"
     ck = {"arch": "backbone_unet", "model_args": args, "meta": {}}
     torch.save({**ck, "state_dict": {k: v for k, v in sd.items() if k != "head.bins"}}, f)
     with pytest.raises(WeightsError) as ei:
@@ -486,7 +486,7 @@ def test_unsupported_input_type(tiny_colorizer):
 # --- the trained default, where it is present ------------------------------------------------------
 
 def test_real_default_weights_give_color(monkeypatch):
-    path = REPO / "weights" / "lite0_hint.pt"
+    path = REPO / "weights" / "lite0_scene.pt"
     if not path.is_file():
         pytest.skip(f"{path} is not here (fetch shipped weights with `git lfs pull`)")
     if path.stat().st_size < 1000 and path.read_bytes().startswith(b"version https://git-lfs"):

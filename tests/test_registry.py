@@ -57,7 +57,7 @@ def test_only_models_with_weights_are_listed(tiny_weights_dir):
     row = rows[0]
     assert row["available"] is True
     assert row["aliases"] == ["default"]
-    assert row["path"] == str(tiny_weights_dir / "lite0_hint.pt")
+    assert row["path"] == str(tiny_weights_dir / "lite0_scene.pt")
     assert row["arch"] == "backbone_unet" and row["input_size"] == 256
     for key in ("description", "trained_on", "scores", "official"):
         assert key in row
@@ -88,7 +88,7 @@ def test_default_alias_resolves(tiny_weights_dir):
     assert c.name == colorizer.DEFAULT_MODEL
     assert c.input_size == 128  # the checkpoint's meta wins over the registry's 256
     assert colorizer.load_colorizer("default", device="cpu", input_size=96).input_size == 96
-    assert "Colorizer('lite0-hint'" in repr(c)
+    assert "Colorizer('lite0-scene'" in repr(c)
 
 
 @pytest.mark.parametrize("bad", ["", "   ", None, 3])

@@ -31,7 +31,7 @@ from turing_test.store import Store
 ADMIN = "zip-admin-token-42"
 SCREENSHOT = H.ARTIFACTS / "turing_admin_build.png"
 STIMULUS_NAME = re.compile(r"([0-9a-f]{16})\.jpg$")
-MODEL = "lite0-hint"  # the tiny default model; "tiny2" (a copy) is the other choice
+MODEL = "lite0-scene"  # the tiny default model; "tiny2" (a copy) is the other choice
 
 
 @pytest.fixture(scope="module")
