@@ -530,14 +530,6 @@ class Runtime:
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
 
-    def any(self, flag: bool) -> bool:
-        """True on every process when it is true on any (a stop asked for on one rank)."""
-        if self.world == 1:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-        return bool(t.item() > 0)
-
     def flags(self, values: list[bool]) -> list[bool]:
         """Each flag true on every process when it is true on any (stops decided together)."""
         if self.world == 1:
