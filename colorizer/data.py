@@ -78,11 +78,11 @@ def load_images(paths, short_side: int | None = 256, workers: int = 2) -> list[n
 
 # --- the decoded-photo cache ---------------------------------------------------------------------
 
-def _fingerprint(folders, short_side: int) -> str:
+def _fingerprint(folders, files_per_folder, short_side: int) -> str:
     h = hashlib.sha256(f"short_side={short_side}\n".encode())
-    for folder in folders:
+    for folder, files in zip(folders, files_per_folder):
         h.update(f"folder {Path(folder).resolve()}\n".encode())
-        for p in find_images([folder]):
+        for p in files:
             st = p.stat()
             h.update(f"{p.name} {st.st_size} {st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:20]
@@ -152,16 +152,30 @@ class PhotoCache:
     def build(cls, folders, short_side: int = 256, cache_dir=None, workers: int = 2, log=None) -> "PhotoCache":
         """The cache of these folders at this short side: opened when it exists, else made
         (each photo decoded once; unreadable ones skipped)."""
-        key = _fingerprint(folders, short_side)
+        files = [find_images([folder]) for folder in folders]  # one walk: the key, then the decoding
+        key = _fingerprint(folders, files, short_side)
         root = Path(cache_dir or default_cache_dir()) / key
         if (root / "meta.json").is_file():
             return cls(root)
         per_folder = []
-        for folder in folders:
-            per_folder.append(load_images(find_images([folder]), short_side=short_side, workers=workers))
+        for folder, paths in zip(folders, files):
+            per_folder.append(load_images(paths, short_side=short_side, workers=workers))
             if log:
                 log(f"decoded {len(per_folder[-1])} photos of {folder} into the cache")
         return cls.write(root, folders, per_folder, short_side, {"key": key})
+
+
+def folder_shares(folders, weights) -> list[float]:
+    """Each training folder's share of the random crops (summing to 1), from --data-weights (one
+    per folder, relative: 3 1 gives 75 % and 25 %). Without them every photo is equally likely,
+    so a folder's share is its size."""
+    if len(weights) != len(folders):
+        raise ValueError(f"--data-weights needs one weight per --data folder: {len(folders)} folders, "
+                         f"{len(weights)} weights")
+    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"--data-weights must be 0 or more with a positive sum, got {list(weights)}")
+    total = float(sum(weights))
+    return [w / total for w in weights]
 
 
 # --- deterministic crop plans ---------------------------------------------------------------------
@@ -269,22 +283,16 @@ def write_pack(folders, out_dir, weights=None, max_mb: float = 60.0, size: int =
     PhotoCache (`train --pack DIR`): nothing to decode on the machine that trains."""
     folders = [str(f) for f in folders]
     files = [find_images([f]) for f in folders]
-    if weights is None:
-        weights = [len(f) for f in files]
-    if len(weights) != len(folders):
-        raise ValueError(f"--data-weights needs one weight per folder: {len(folders)} folders, {len(weights)} weights")
-    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"weights must be 0 or more with a positive sum, got {list(weights)}")
+    shares = folder_shares(folders, [len(f) for f in files] if weights is None else weights)
     if not math.isfinite(max_mb) or max_mb <= 0:
         raise ValueError(f"--max-mb must be a positive number, not {max_mb}")
     if size < 32:
         raise ValueError(f"--size must be at least 32 pixels, not {size}")
     per_photo = size * size * 3
     total = int(max_mb * 2**20) // per_photo
-    wsum = float(sum(weights))
     chosen = []
-    for fi, (paths, w) in enumerate(zip(files, weights)):
-        want = min(len(paths), int(total * w / wsum))
+    for fi, (paths, share) in enumerate(zip(files, shares)):
+        want = min(len(paths), int(total * share))
         order = np.random.default_rng(_mix(seed, fi, 41)).permutation(len(paths))
         crops = []
         for j in order:

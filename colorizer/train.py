@@ -35,7 +35,7 @@ from PIL import Image
 
 from . import lab
 from .data import (IMAGE_EXTENSIONS, BatchBuilder, HintSampling, PhotoCache, augmented_crop, epoch_plan,
-                   find_images, lab_batch, load_images)
+                   find_images, folder_shares, lab_batch, load_images)
 from .models import build_model
 from .models.heads import HEADS, DEFAULT_TEMPERATURE, annealed_mean
 from .weights import save_checkpoint, load_state_dict_strict, read_checkpoint
@@ -44,19 +44,6 @@ __all__ = ["IMAGE_EXTENSIONS", "find_images", "load_images", "lab_batch", "Train
 
 # the 313 in-gamut ab bin centres (grid 10) of Zhang et al. 2016 (BSD-2-Clause), shipped with the package
 AB_BINS_313 = Path(__file__).resolve().parent / "data" / "ab_bins_313.npy"
-
-
-def folder_shares(folders, weights) -> list[float]:
-    """Each training folder's share of the random crops (summing to 1), from --data-weights (one
-    per folder, relative: 3 1 gives 75 % and 25 %). Without them every photo is equally likely,
-    so a folder's share is its size."""
-    if len(weights) != len(folders):
-        raise ValueError(f"--data-weights needs one weight per --data folder: {len(folders)} folders, "
-                         f"{len(weights)} weights")
-    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"--data-weights must be 0 or more with a positive sum, got {list(weights)}")
-    total = float(sum(weights))
-    return [w / total for w in weights]
 
 
 def crop_sampler(folder_of: list[int], shares: list[float] | None = None, epoch_size: int = 4000):
