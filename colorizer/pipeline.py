@@ -206,14 +206,19 @@ class Colorizer:
         return f"Colorizer({self.name!r}, input_size={self.input_size}, device={str(self.device)!r})"
 
     # network at the working resolution
-    def _run(self, l_small: np.ndarray, hints: torch.Tensor | None, decode: bool) -> torch.Tensor:
-        """N x h x w L planes (+ hints) -> the network's ab (decode) or raw output (logits)."""
+    def _run(self, l_small: np.ndarray, hints: torch.Tensor | None, decode: bool,
+             z: torch.Tensor | None = None) -> torch.Tensor:
+        """N x h x w L planes (+ hints; + latent codes z for a VAE-GAN) -> the network's ab
+        (decode) or raw output (logits)."""
         x = torch.from_numpy(np.array(l_small, dtype=np.float32))[:, None]
         x = ((x - lab.L_CENT) / lab.L_NORM).to(self.device, memory_format=self.input_layout)
         if hints is not None:
             hints = hints.to(self.device, memory_format=self.input_layout)
-        fn = self.model.predict_ab if decode else self.model
         with torch.inference_mode():
+            if z is not None:
+                out = self.model(x, hints if self.accepts_hints else None, z=z.to(self.device))
+                return self.model.head.decode(out) if decode else out
+            fn = self.model.predict_ab if decode else self.model
             if self.accepts_hints:
                 return fn(x, hints)
             return fn(x)
@@ -275,28 +280,42 @@ class Colorizer:
         """The network's raw output (1 x K x h x w logits for a classification model)."""
         return self._run(*self._working_input(L, hints, input_size), decode=False)
 
+    @property
+    def samples_latent(self) -> bool:
+        """True for models that draw variations from a latent code (the VAE-GAN)."""
+        return hasattr(self.model, "sample_z")
+
     def variations(self, image, n: int = 4, seed: int | None = 0, hints=None,
                    input_size: int | None = None, strength: float | None = None) -> list[np.ndarray]:
         """n different plausible colorizations of one photo (uint8 RGB, full resolution).
 
-        The network runs once; each variation decodes its colour distribution with smooth random
-        noise on the logits (colorizer/variations.py). The same seed gives the same variations.
+        A VAE-GAN (colorizer/models/vae_gan.py) decodes n latent codes z ~ N(0, I) (times
+        `strength`, 1 by default). Any other classification model runs once, and each variation
+        decodes its colour distribution with smooth random noise on the logits
+        (colorizer/variations.py). The same seed gives the same variations.
         """
-        from .variations import DEFAULT_STRENGTH, sample_logits
-        if not self.predicts_distribution:
+        from .variations import DEFAULT_STRENGTH, fresh_seed, sample_logits
+        if not self.predicts_distribution and not self.samples_latent:
             raise ValueError(f"model {self.name!r} predicts one colour per pixel, not a distribution, "
                              "so it cannot sample variations: pick a classification model such as the default")
         n = int(n)
         if not 1 <= n <= 16:
             raise ValueError(f"the number of variations must lie in 1..16, got {n}")
         L = lightness_of(image)
-        logits = self._logits(L, hints, input_size).float()
+        l_small, ht = self._working_input(L, hints, input_size)
         head = self.model.head
+        if self.samples_latent:
+            g = torch.Generator().manual_seed(fresh_seed() if seed is None else int(seed))
+            zs = self.model.sample_z(n, g) * (1.0 if strength is None else float(strength))
+            outputs = (self._run(l_small, ht, decode=False, z=z[None]).float() for z in zs)
+        else:
+            logits = self._run(l_small, ht, decode=False).float()
+            outputs = sample_logits(logits, head.bins.float(), n, seed,
+                                    DEFAULT_STRENGTH if strength is None else float(strength))
         out, plan = [], None
         with torch.inference_mode():
-            for z in sample_logits(logits, head.bins.float(), n, seed,
-                                   DEFAULT_STRENGTH if strength is None else float(strength)):
-                ab = head.decode(z)
+            for logits in outputs:
+                ab = head.decode(logits)
                 if hints:
                     plan = plan or self._spread_plan(L, hints, ab.shape[-2:])
                     ab = self._spread(ab, plan)

@@ -31,6 +31,7 @@ class ModelEntry:
     input_size: int = 256
     official: bool = False  # a plain state dict from Zhang et al., fetched with `weights fetch`
     description: str = ""
+    summary: str = ""  # one line for menus: which paper's system, trained on what
     trained_on: str = ""
     scores: dict = field(default_factory=dict)  # set name -> {metric: value}
 
@@ -62,6 +63,7 @@ register(ModelEntry(
     name="eccv16", arch="eccv16", weights="colorization_release_v2-9b330a0b.pth", official=True,
     description="Zhang, Isola, Efros: Colorful Image Colorization (ECCV 2016), official weights; "
                 "classification over 313 ab bins, 32 M parameters",
+    summary="Zhang et al. ECCV 2016, the authors' weights (ImageNet, 1.3 M photos)",
     trained_on="ImageNet train (1.3 M photos), by the authors",
     scores={"paper": {"note": _ZHANG_SCORES_NOTE}},
 ))
@@ -69,6 +71,7 @@ register(ModelEntry(
     name="siggraph17", arch="siggraph17", weights="siggraph17-df00044c.pth", official=True,
     description="Zhang et al.: Real-Time User-Guided Image Colorization (SIGGRAPH 2017), official "
                 "weights; takes optional ab hints",
+    summary="Zhang et al. SIGGRAPH 2017 (user-guided), the authors' weights (ImageNet)",
     trained_on="ImageNet train (1.3 M photos), by the authors",
 ))
 
@@ -77,6 +80,7 @@ register(ModelEntry(
     name="lite0-cls", arch="backbone_unet", weights="lite0_cls.pt", input_size=256,
     description="U-Net on an ImageNet-pretrained EfficientNet-Lite0 encoder, classification over "
                 "313 ab bins with class rebalancing and annealed-mean decoding",
+    summary="our EfficientNet-Lite0 U-Net, 313-bin classification (version-1 photos, 14k)",
     trained_on="../shared/data/train (imagenette, imagenet200x5, bsds500_trainval, flowers128: "
                "14,082 photos), 26 epochs of 4,000 random 128 px crops, 82 minutes on 2 CPU cores",
     scores={  # python -m colorizer evaluate ... (docs/results/lite0_cls_eval.json); gray baseline in ()
@@ -107,6 +111,7 @@ register(ModelEntry(
     name="lite0-hint", arch="backbone_unet", weights="lite0_hint.pt", input_size=256,
     description="lite0-cls fine-tuned to take color hints and to decode accurately: EfficientNet-Lite0 "
                 "U-Net, 313-bin classification, hint inputs (a, b, mask), variations and color suggestions",
+    summary="lite0-cls taught to take color hints and decode accurately (version-1 photos, 14k)",
     trained_on="../shared/data/train (14,082 photos): lite0-cls, then fine-tuned with random hints "
                "sampled from the truth and a loss on the decoded colors, on 128 px and then 224 px "
                "crops (see weights/README.md)",
@@ -127,9 +132,51 @@ register(ModelEntry(
     description="lite0-hint with a scene-level context (whole-photo features that scale and shift the "
                 "decoder's), retrained on the diverse version-2 photo pool: EfficientNet-Lite0 U-Net, "
                 "313-bin classification, hint inputs, variations and color suggestions",
+    summary="our best: lite0-hint + scene context, on the diverse version-2 pool (22k photos)",
     trained_on="../shared/data/train version 2 (22,320 photos of ten folders, each given its share): "
                "lite0-hint + scene context, 128 px then 176 px crops (see weights/README.md)",
     scores=SCENE_SCORES,
+))
+
+# The seed papers' own systems, trained here for comparison (issue 21; weights/README.md has
+# their cards). Scores: `python -m colorizer evaluate ... --models all` (docs/results/seed_models_eval.json).
+SEED_SCORES: dict[str, dict] = {}
+
+register(ModelEntry(
+    name="vae-gan", arch="vae_gan", weights="vae_gan.pt", input_size=256,
+    description="conditional VAE-GAN colorizer after \"Image Coloring Using Machine Learning\": "
+                "lite0-scene's U-Net given a latent code z (FiLM), a posterior encoder q(z | L, ab) "
+                "in training, KL to N(0, I) and a patch discriminator on prior samples; colorize "
+                "uses z = 0, variations draw z ~ N(0, I)",
+    summary="VAE-GAN (Image Coloring Using ML): different z, different colorings; from lite0-scene",
+    trained_on="../shared/data/train version 2 (22,320 photos): initialized from lite0-scene, "
+               "fine-tuned with the VAE and adversarial terms (see weights/README.md)",
+    scores=SEED_SCORES.get("vae-gan", {}),
+))
+register(ModelEntry(
+    name="autoencoder", arch="unet", weights="autoencoder.pt", input_size=256,
+    description="the plain convolutional autoencoder with skip connections (U-Net, no pretrained "
+                "encoder) of the landscape-colorization paper, 313-bin classification head",
+    summary="plain U-Net autoencoder from scratch, on landscapes and scenes (intel, sun8, bsds500)",
+    trained_on="../shared/data/train intel_scenes, sun8_scenes, bsds500_trainval, from scratch, "
+               "about one CPU hour (see weights/README.md)",
+    scores=SEED_SCORES.get("autoencoder", {}),
+))
+register(ModelEntry(
+    name="vgg16-unet", arch="backbone_unet", weights="vgg16_unet.pt", input_size=256,
+    description="U-Net on a VGG-16 encoder (configuration D) as in the VGG-16 colorization paper, "
+                "trained from scratch (no ImageNet weights can be had here), 313-bin classification",
+    summary="VGG-16 U-Net from scratch (no ImageNet weights here), whole version-2 pool, ~1 CPU hour",
+    trained_on="../shared/data/train version 2 (22,320 photos), from scratch, about one CPU hour",
+    scores=SEED_SCORES.get("vgg16-unet", {}),
+))
+register(ModelEntry(
+    name="resnet18-unet", arch="backbone_unet", weights="resnet18_unet.pt", input_size=256,
+    description="U-Net on a ResNet-18 encoder as in the ResNet-18 colorization paper, trained from "
+                "scratch (no ImageNet weights can be had here), 313-bin classification",
+    summary="ResNet-18 U-Net from scratch (no ImageNet weights here), whole version-2 pool, ~1 CPU hour",
+    trained_on="../shared/data/train version 2 (22,320 photos), from scratch, about one CPU hour",
+    scores=SEED_SCORES.get("resnet18-unet", {}),
 ))
 
 DEFAULT_MODEL = "lite0-scene"

@@ -401,6 +401,8 @@ class TrainConfig:
     cache_dir: str | None = None
     pack: str | None = None
     official_file: str | None = None
+    latent_dim: int = 8
+    kl_weight: float = 1.0
 
     def check(self) -> None:
         """Options that cannot go together, or values out of range: a ValueError that says which."""
@@ -418,6 +420,9 @@ class TrainConfig:
             raise ValueError("--adv-weight trains the whole network: leave out --train-only")
         if self.adv_weight < 0:
             raise ValueError("--adv-weight must be 0 or more")
+        if self.adv_weight and self.crop_size < 12 * self.out_stride:
+            raise ValueError(f"--adv-weight needs crops of at least {12 * self.out_stride} px (the patch "
+                             f"discriminator sees the {self.out_stride}x smaller output grid), not {self.crop_size}")
         if self.adv_weight and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ValueError("--adv-weight is not supported under torchrun: run it in one process")
         if not self.data and not self.pack:
@@ -438,8 +443,15 @@ class TrainConfig:
         if self.batch_size < 1 or self.epoch_size < self.batch_size * world:
             raise ValueError(f"--epoch-size ({self.epoch_size}) must hold at least one batch of "
                              f"--batch-size ({self.batch_size})" + (f" x {world} processes" if world > 1 else ""))
-        if self.scene_context and self.arch not in ("backbone_unet", "unet"):
-            raise ValueError("--scene-context needs --arch backbone_unet or unet")
+        if self.scene_context and self.arch not in ("backbone_unet", "unet", "vae_gan"):
+            raise ValueError("--scene-context needs --arch backbone_unet, unet or vae_gan")
+        if self.arch == "vae_gan":
+            if self.latent_dim < 1:
+                raise ValueError("--latent-dim must be 1 or more")
+            if not (math.isfinite(self.kl_weight) and self.kl_weight >= 0):
+                raise ValueError("--kl-weight must be 0 or more")
+            if self.train_only != "all" or self.through_spread:
+                raise ValueError("--arch vae_gan trains the whole network: leave out --train-only and --through-spread")
         if self.arch in OFFICIAL_ARCHS:
             if self.head != OFFICIAL_ARCHS[self.arch]:
                 raise ValueError(f"--arch {self.arch} has a {OFFICIAL_ARCHS[self.arch]} output: "
@@ -481,10 +493,12 @@ def model_args_for(cfg: TrainConfig, n_bins: int) -> dict:
         return {"temperature": cfg.temperature}
     if cfg.arch in OFFICIAL_ARCHS:
         return {}
-    if cfg.arch == "backbone_unet":
+    if cfg.arch in ("backbone_unet", "vae_gan"):
         args["encoder"] = cfg.encoder
+        if cfg.arch == "vae_gan":
+            args["latent"] = int(cfg.latent_dim)
     elif cfg.arch != "unet":
-        raise ValueError(f"architecture {cfg.arch!r} is not trainable here: use unet, backbone_unet, "
+        raise ValueError(f"architecture {cfg.arch!r} is not trainable here: use unet, backbone_unet, vae_gan, "
                          f"{' or '.join(OFFICIAL_ARCHS)}")
     return args
 
@@ -791,7 +805,7 @@ def train(cfg: TrainConfig) -> dict:
     elif cfg.init:
         init_from(model, cfg.init)
         log(f"initialized from {cfg.init}")
-    elif cfg.pretrained and cfg.arch == "backbone_unet":
+    elif cfg.pretrained and cfg.arch in ("backbone_unet", "vae_gan"):
         model.load_pretrained_encoder(cfg.pretrained_file)
         log(f"encoder {cfg.encoder} initialized from ImageNet weights")
 
@@ -842,6 +856,9 @@ def train(cfg: TrainConfig) -> dict:
         log(f"resumed from {resume_path} at epoch {state['epoch']} step {state['step']} "
             f"(best val loss {state['best_loss']:.4f})")
     net = model
+    vae = cfg.arch == "vae_gan"
+    if vae and rt.world > 1:
+        raise ValueError("--arch vae_gan runs in one process (not under torchrun)")
     if rt.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
@@ -929,11 +946,23 @@ def train(cfg: TrainConfig) -> dict:
                 spread = SpreadThrough(l_norm, points, (l_norm.shape[-2] // cfg.out_stride,
                                                         l_norm.shape[-1] // cfg.out_stride)) if cfg.through_spread else None
                 l_norm, ab = to_dev(l_norm), ab.to(rt.device)
+                prior_pred = None
                 with rt.autocast():
-                    pred = net(l_norm, to_dev(hints)) if cfg.hints else net(l_norm)
+                    if vae:  # a posterior sample for the reconstruction, a prior one for the adversary
+                        vout = model.training_forward(l_norm, ab, to_dev(hints) if cfg.hints else None,
+                                                      prior=adversary is not None)
+                        pred, prior_pred = vout.out, vout.prior_out
+                    else:
+                        pred = net(l_norm, to_dev(hints)) if cfg.hints else net(l_norm)
                 loss = loss_fn(pred.float(), ab, spread)
+                if vae:  # KL per output pixel: kl_weight 1 weighs it as the ELBO does a per-pixel likelihood
+                    kl = vout.kl.float().mean()
+                    loss = loss + cfg.kl_weight * kl / (pred.shape[-2] * pred.shape[-1])
+                    kv = float(kl.detach())
+                    state["run_kl"] = 0.98 * state.get("run_kl", kv) + 0.02 * kv
                 if adversary is not None:
-                    real, fake = adversary.pair(l_norm.float(), ab, loss_fn.decode(pred.float()))
+                    judged = pred if prior_pred is None else prior_pred
+                    real, fake = adversary.pair(l_norm.float(), ab, loss_fn.decode(judged.float()))
                     g_adv = adversary.generator_loss(fake)
                     if g_adv is not None:
                         loss = loss + g_adv
@@ -979,6 +1008,8 @@ def train(cfg: TrainConfig) -> dict:
                    "lr": opt.param_groups[0]["lr"],
                    "img_per_s": round(seen_now / max(1e-9, time.time() - t_ep), 1),
                    "elapsed_min": round(state["elapsed_s"] / 60, 1)}
+            if vae:
+                rec["kl"] = round(state.get("run_kl", 0.0), 3)
             state.update(epoch=epoch, step=0, images_seen=state["images_seen"] + state["epoch_seen"],
                          epoch_seen=0, elapsed_s=time.time() - run_start)
             improved = val_loss < state["best_loss"] - 1e-5
@@ -1052,7 +1083,7 @@ def init_from(model, path) -> None:
     ck = read_checkpoint(path)
     own = model.state_dict()
     src = {k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
-    new_ok = {k for k in own if k.startswith(("hint_stem.", "hint_mix.", "hint_branch.", "context."))}
+    new_ok = {k for k in own if k.startswith(("hint_stem.", "hint_mix.", "hint_branch.", "context.", "latent."))}
     missing = sorted(set(own) - set(src) - new_ok)
     extra = sorted(set(src) - set(own))
     bad = sorted(k for k in src if k in own and tuple(src[k].shape) != tuple(own[k].shape))
@@ -1073,7 +1104,7 @@ def add_arguments(p) -> None:
     p.add_argument("--val", nargs="*", default=[], metavar="DIR",
                    help="validation photos (default: hold out part of --data)")
     p.add_argument("--out", required=True, help="checkpoint to write, e.g. weights/mymodel.pt")
-    p.add_argument("--arch", default=d.arch, choices=["backbone_unet", "unet", *OFFICIAL_ARCHS],
+    p.add_argument("--arch", default=d.arch, choices=["backbone_unet", "unet", "vae_gan", *OFFICIAL_ARCHS],
                    help="eccv16 / siggraph17: Zhang et al.'s networks (with --init official, fine-tuned "
                         "from their released weights; eccv16 takes --head classification, siggraph17 "
                         "--head regression)")
@@ -1147,6 +1178,10 @@ def add_arguments(p) -> None:
                    help="also keep every epoch's weights as OUT.epochN.pt (--adv-weight always does)")
     p.add_argument("--scene-context", type=int, default=d.scene_context, metavar="HIDDEN",
                    help="add a scene-level context of this many hidden units (colorizer/models/scene_context.py)")
+    p.add_argument("--latent-dim", type=int, default=d.latent_dim, metavar="Z",
+                   help="--arch vae_gan: dimensions of the latent code z")
+    p.add_argument("--kl-weight", type=float, default=d.kl_weight,
+                   help="--arch vae_gan: weight of the KL term per output pixel (1: as in the ELBO)")
     p.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N or auto")
     p.add_argument("--precision", default=d.precision, choices=PRECISIONS,
                    help="autocast precision of the forward passes (auto: bf16 on CPUs with native "

@@ -158,8 +158,13 @@ def model_choices() -> list[tuple[str, str]]:
     """(label, value) for the models whose weights are present; the default first."""
     rows = list_models()
     rows.sort(key=lambda r: (r["name"] != DEFAULT_MODEL, r["name"]))
-    return [(f"{r['name']} (default)" if r["name"] == DEFAULT_MODEL else r["name"], r["name"])
-            for r in rows]
+    return [(model_label(r), r["name"]) for r in rows]
+
+
+def model_label(row: dict) -> str:
+    """A model's menu line: its name (and whether it is the default), then what it is."""
+    name = f"{row['name']} (default)" if row["name"] == DEFAULT_MODEL else row["name"]
+    return f"{name}: {row['summary']}" if row.get("summary") else name
 
 
 def preload(names=None) -> list[str]:
@@ -1076,10 +1081,11 @@ def _metrics_if_new(last, measured):
 
 
 def api_models() -> list[dict]:
-    """The models whose weights are present (name, description, working size, loaded)."""
+    """The models whose weights are present (name, description, one-line summary, working size, loaded)."""
     loaded = set(loaded_models())
     return [{"name": r["name"], "aliases": r["aliases"], "description": r["description"],
-             "input_size": r["input_size"], "loaded": r["name"] in loaded} for r in list_models()]
+             "summary": r["summary"], "input_size": r["input_size"], "loaded": r["name"] in loaded}
+            for r in list_models()]
 
 
 def _refresh_choices():

@@ -43,11 +43,16 @@ def colour_noise(bins: torch.Tensor, size_hw: tuple[int, int], generator: torch.
     return noise[None]
 
 
+def fresh_seed() -> int:
+    """A random seed, without touching torch's global generator."""
+    return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+
+
 def sample_logits(logits: torch.Tensor, bins: torch.Tensor, n: int, seed: int | None = 0,
                   strength: float = DEFAULT_STRENGTH) -> list[torch.Tensor]:
     """1 x K x h x w logits -> n perturbed copies (one per variation)."""
-    if seed is None:  # fresh randomness, without reseeding torch's global generator
-        seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+    if seed is None:
+        seed = fresh_seed()
     g = torch.Generator().manual_seed(int(seed))
     size = tuple(logits.shape[-2:])
     return [logits + colour_noise(bins, size, g, strength).to(logits) for _ in range(n)]

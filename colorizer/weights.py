@@ -2,6 +2,10 @@
 
 A checkpoint is a torch file holding {arch, model_args, state_dict, meta}: it rebuilds its own
 architecture, and loading is strict, so a file that does not fit its architecture fails loudly.
+Floating tensors are stored in fp16; a checkpoint saved with int8=True (a big network that must
+stay under the 25 MB we ship) stores its convolution and linear weights as int8 with one fp16
+scale per output channel, in an extra `int8_scales` entry; reading it gives the weights back
+as floats (max error half a step of each channel's scale).
 """
 from __future__ import annotations
 
@@ -32,18 +36,41 @@ def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+INT8_MIN_NUMEL = 4096  # smaller tensors (biases, batch norm, small convs) stay fp16
+
+
+def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A weight tensor -> (int8 tensor, fp16 scale per output channel), symmetric rounding."""
+    flat = w.detach().float().reshape(w.shape[0], -1)
+    scale = (flat.abs().amax(1) / 127.0).clamp_min(1e-12).half()
+    q = torch.round(flat / scale.float()[:, None]).clamp(-127, 127).to(torch.int8)
+    return q.reshape(w.shape), scale
+
+
+def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    shape = (-1,) + (1,) * (q.dim() - 1)
+    return (q.float() * scale.float().reshape(shape)).half()
+
+
 def save_checkpoint(path, model, arch: str, model_args: dict, meta: dict | None = None,
-                    half: bool = True) -> None:
-    """Write {arch, model_args, state_dict, meta}; floating tensors in fp16 when half."""
-    sd = {}
-    for k, v in model.state_dict().items():
+                    half: bool = True, int8: bool = False) -> None:
+    """Write {arch, model_args, state_dict, meta}; floating tensors in fp16 when half; with int8,
+    weights of 2 or more dimensions and at least INT8_MIN_NUMEL values in int8 (see above)."""
+    state = model.state_dict() if hasattr(model, "state_dict") else dict(model)
+    sd, scales = {}, {}
+    for k, v in state.items():
         v = v.detach().cpu()
-        sd[k] = v.half() if half and v.is_floating_point() else v.clone()
+        if int8 and v.is_floating_point() and v.dim() >= 2 and v.numel() >= INT8_MIN_NUMEL:
+            sd[k], scales[k] = quantize_int8(v)
+        else:
+            sd[k] = v.half() if (half or int8) and v.is_floating_point() else v.clone()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"arch": arch, "model_args": dict(model_args), "state_dict": sd,
-                "meta": dict(meta or {})}, tmp)
+    ckpt = {"arch": arch, "model_args": dict(model_args), "state_dict": sd, "meta": dict(meta or {})}
+    if scales:
+        ckpt["int8_scales"] = scales
+    torch.save(ckpt, tmp)
     os.replace(tmp, path)
 
 
@@ -60,6 +87,14 @@ def read_checkpoint(path) -> dict:
     if not isinstance(ckpt, dict) or not all(k in ckpt for k in CHECKPOINT_KEYS):
         raise WeightsError(f"weights file {path} is not a colorizer checkpoint: it needs the keys "
                            f"{', '.join(CHECKPOINT_KEYS)}")
+    scales = ckpt.pop("int8_scales", None)
+    if scales:
+        sd = ckpt["state_dict"]
+        bad = [k for k in scales if k not in sd or sd[k].dtype != torch.int8 or sd[k].shape[0] != scales[k].numel()]
+        if bad:
+            raise WeightsError(f"weights file {path} has int8 scales that do not fit its tensors ({bad[:3]})")
+        for k, sc in scales.items():
+            sd[k] = dequantize_int8(sd[k], sc)
     if ckpt["arch"] not in ARCHITECTURES:
         raise WeightsError(f"weights file {path} names architecture {ckpt['arch']!r}, which this "
                            f"version does not know ({', '.join(ARCHITECTURES)})")

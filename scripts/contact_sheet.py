@@ -3,6 +3,11 @@
     python scripts/contact_sheet.py --models default --out docs/model_card/contact_sheet.jpg
     python scripts/contact_sheet.py --set failure_modes --models lite0-hint default \
         --out docs/model_card/failure_modes.jpg
+    python scripts/contact_sheet.py --set failure_modes --models vae-gan default --variations 4 \
+        --out docs/model_card/variations.jpg
+
+With --variations N each model gets its colorization and then N sampled variations (seed 0:
+latent codes z ~ N(0, I) for the VAE-GAN, smooth noise on the logits for the others).
 
 The photos are fixed so sheets of different models and runs can be compared side by side:
 `test` (FIXED_PHOTOS, under ../shared/data/test) or `failure_modes` (FAILURE_MODE_PHOTOS, under
@@ -54,6 +59,8 @@ def main(argv=None) -> int:
                     help="the folder the set's photos are under (default: ../shared/data/test or "
                          "../shared/data/val/imagenet_val)")
     ap.add_argument("--tile", type=int, default=TILE, help="size of each picture")
+    ap.add_argument("--variations", type=int, default=0, metavar="N",
+                    help="after each model's colorization, N of its variations (seed 0)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     size = args.tile
@@ -73,15 +80,22 @@ def main(argv=None) -> int:
     if not photos:
         print(f"error: none of the fixed photos are under {test_dir}", file=sys.stderr)
         return 2
-    heads = ["gray input"] + [c.name for c in colorizers] + ["truth"]
+    heads = ["gray input"]
+    for c in colorizers:
+        heads.append(c.name)
+        heads += [f"{c.name} v{k + 1}" for k in range(args.variations)]
+    heads.append("truth")
     sheet = Image.new("RGB", (size * len(heads), HEADER + size * len(photos)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=16)
     for j, h in enumerate(heads):
-        draw.text((j * size + 8, 6), h, fill=(0, 0, 0), font=font)
+        draw.text((j * size + 8, 6), h, fill=(0, 0, 0), font=font if size >= 200 else ImageFont.load_default(size=12))
     for i, (rel, rgb) in enumerate(photos):
         row = [lab.gray_rgb_from_lightness(lab.rgb_to_lightness(rgb))]
-        row += [c.colorize(rgb) for c in colorizers]
+        for c in colorizers:
+            row.append(c.colorize(rgb))
+            if args.variations:
+                row += c.variations(rgb, n=args.variations, seed=0)
         row.append(rgb)
         for j, im in enumerate(row):
             sheet.paste(tile(im, size), (j * size, HEADER + i * size))

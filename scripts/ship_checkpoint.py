@@ -7,7 +7,9 @@
 The decoding (annealed-mean temperature, share of the rebalancing taken back, chroma gain) goes
 into the checkpoint's model_args, so the model decodes that way wherever it is loaded; each
 --stage checkpoint's training facts (init, crop size, epochs, crops seen, minutes, validation
-loss, learning rate, batch) are copied into meta["stages"]. Tensors stay fp16.
+loss, learning rate, batch) are copied into meta["stages"]. Tensors stay fp16; with --int8 the
+big weights are stored as int8 with a scale per output channel (colorizer/weights.py), for a
+network that would not fit in 25 MB otherwise (the VGG-16 and ResNet-18 U-Nets).
 """
 from __future__ import annotations
 
@@ -37,12 +39,12 @@ def main(argv=None) -> int:
     ap.add_argument("--correction", type=float, default=None)
     ap.add_argument("--gain", type=float, default=None)
     ap.add_argument("--chosen-on", default="", help="how the decoding was chosen (kept in meta)")
+    ap.add_argument("--int8", action="store_true", help="store the big weights as int8 (per-channel scales)")
     ap.add_argument("--stage", action="append", default=[], metavar="CHECKPOINT",
                     help="a training stage's checkpoint, in order (repeat)")
     args = ap.parse_args(argv)
 
-    import torch
-    from colorizer.weights import WeightsError, read_checkpoint
+    from colorizer.weights import WeightsError, read_checkpoint, save_checkpoint
     try:
         ck = read_checkpoint(args.src)
         stages = [stage_facts(p) for p in args.stage]
@@ -61,9 +63,11 @@ def main(argv=None) -> int:
         ck["meta"]["stages"] = stages
     ck["meta"]["source_checkpoint"] = str(args.src)
     dest = Path(args.dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ck, dest)
-    print(f"wrote {dest} ({dest.stat().st_size / 2**20:.1f} MB): decoding {ck['meta']['decoding']}")
+    if args.int8:
+        ck["meta"]["storage"] = "int8 weights, one fp16 scale per output channel"
+    save_checkpoint(dest, ck["state_dict"], ck["arch"], ck["model_args"], ck["meta"], int8=args.int8)
+    print(f"wrote {dest} ({dest.stat().st_size / 2**20:.1f} MB{', int8' if args.int8 else ''}): "
+          f"decoding {ck['meta']['decoding']}")
     return 0
 
 

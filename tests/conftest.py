@@ -95,6 +95,26 @@ def build_tiny_default(bins, seed: int = 0, hints: bool = True):
     return model.eval(), args
 
 
+def build_tiny_vae_gan(bins, seed: int = 0):
+    """The tiny default's architecture as a VAE-GAN (colorizer/models/vae_gan.py) whose latent
+    projections are random, so that different z give visibly different colours.
+    Returns (model, model_args)."""
+    import torch
+    from colorizer.models import build_model
+
+    base, args = build_tiny_default(bins, seed)
+    args = {**args, "latent": 4}
+    model = build_model("vae_gan", **args)
+    own = model.state_dict()
+    own.update(base.state_dict())
+    model.load_state_dict(own)
+    torch.manual_seed(seed + 1)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.latent.to_out.weight, std=0.1)
+        torch.nn.init.normal_(model.latent.to_deep.weight, std=0.1)
+    return model.eval(), args
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, ab_bins) -> Path:
     """A checkpoint file of the tiny default model (written once per session; do not modify)."""

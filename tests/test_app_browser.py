@@ -214,3 +214,14 @@ def test_variations_gallery_pick_one_as_the_result(server, page, tmp_path):
     _, picked = _next_png(page, href)
     assert picked.shape == (150, 200, 3)
     assert "harbour_variation_2" in page.locator("#result-file").inner_text()
+
+
+def test_model_menu_says_in_one_line_what_each_model_is(server, page):
+    from colorizer.registry import DEFAULT_MODEL, REGISTRY
+    open_app(page, server)
+    page.locator("#model-choice input").first.click()
+    option = page.get_by_role("option").filter(has_text=DEFAULT_MODEL).first
+    option.wait_for()
+    text = option.inner_text().replace("\u2713", "").strip()  # the chosen one is ticked
+    assert text == f"{DEFAULT_MODEL} (default): {REGISTRY[DEFAULT_MODEL].summary}"
+    page.keyboard.press("Escape")

@@ -18,6 +18,8 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 import apphelpers as H  # noqa: E402
 from colorizer import lab  # noqa: E402
+from colorizer.registry import REGISTRY  # noqa: E402
+from conftest import build_tiny_vae_gan  # noqa: E402
 
 W, HT = 120, 90  # the test photo's size
 HINTS = [{"x": 30, "y": 20, "color": "#1f5fd0"}, [90, 60, 0.0, -60.0]]
@@ -39,11 +41,21 @@ def _plain_checkpoint(path):
     return path
 
 
+def _vae_gan_checkpoint(path):
+    """A tiny VAE-GAN (the tiny default given a latent code whose projections are random)."""
+    from colorizer.train import AB_BINS_313
+    from colorizer.weights import save_checkpoint
+    model, args = build_tiny_vae_gan(np.load(AB_BINS_313).astype(np.float32))
+    save_checkpoint(path, model, "vae_gan", args, meta={"input_size": 128})
+    return path
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_checkpoint):
     work = tmp_path_factory.mktemp("app_hints")
     weights = H.weights_with(tiny_checkpoint, work / "weights", extra_names=())
     _plain_checkpoint(weights / "plain.pt")
+    _vae_gan_checkpoint(weights / REGISTRY["vae-gan"].weights)
     srv = H.AppServer(weights, work)
     yield srv
     srv.stop()
@@ -197,6 +209,24 @@ def test_variations_are_n_different_full_size_results(user, gray):
                                         api_name="/variations")
     assert all(H.chroma(g["image"]).max() < 1.5 for g in gray_out)
     assert re.search(r"seed \d+ \(random\)", message), message
+
+
+def test_vae_gan_variations_are_latent_samples_and_menus_say_what_each_model_is(user, gray):
+    gallery, message, pngs = user.predict(handle_file(str(gray)), "vae-gan", 3, 7, api_name="/variations")
+    imgs = [rgb(g["image"]) for g in gallery]
+    assert len(imgs) == 3 and all(im.shape == (HT, W, 3) for im in imgs)
+    for i in range(3):
+        for j in range(i):
+            assert ab_diff(imgs[i], imgs[j]).mean() > 2.0, (i, j)
+    assert "**3 variations**" in message and "vae-gan" in message
+    same = user.predict(handle_file(str(gray)), "vae-gan", 3, 7, api_name="/variations")[0]
+    assert all(np.array_equal(rgb(g["image"]), im) for g, im in zip(same, imgs))
+    # colorize uses z = 0: one answer, none of the samples
+    plain = rgb(user.predict(handle_file(str(gray)), "vae-gan", api_name="/colorize")[0])
+    assert all(ab_diff(plain, im).mean() > 0.5 for im in imgs)
+    models = {m["name"]: m for m in user.predict(api_name="/models")}
+    assert {"vae-gan", "plain"} <= set(models)
+    assert models["vae-gan"]["summary"].startswith("VAE-GAN") and models["plain"]["summary"] == ""
 
 
 # --- bad input: a clear message, and the server keeps serving --------------------------------------

@@ -7,6 +7,7 @@ import importlib
 ARCHITECTURES = {
     "unet": ("unet", "UNet"),
     "backbone_unet": ("backbone_unet", "BackboneUNet"),
+    "vae_gan": ("vae_gan", "VAEGAN"),
     "eccv16": ("eccv16", "ECCV16"),
     "siggraph17": ("siggraph17", "SIGGRAPH17"),
 }

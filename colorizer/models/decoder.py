@@ -122,23 +122,34 @@ class EncoderDecoderNet(ColorizationNet):
         feats = list(feats[:-1]) + [self.context.film_deep(feats[-1], g)]
         return self.context.film_out(self.decoder(feats), g)
 
-    def forward(self, l_norm, hints=None):
-        if not self.accepts_hints:
-            return self.head(self._decode(self.encoder(l_norm)))
-        if hints is None:
-            # no hints: the stem path adds exactly nothing (no bias), and the mix sees zero hint
-            # planes, so only its weights on the features count: skip the rest
-            x = self._decode(self.encoder(l_norm))
-            mix = self.hint_mix
-            return self.head(x + F.conv2d(x, mix.weight[:, :x.shape[1]], mix.bias))
+    def _check_hints(self, l_norm, hints):
         n, _, h, w = l_norm.shape
         if tuple(hints.shape) != (n, 3, h, w):
             raise ValueError(f"hints must be N x 3 x H x W = {(n, 3, h, w)} (a/110, b/110, mask), "
                              f"got {tuple(hints.shape)}")
-        hints = hints.to(l_norm)
-        x = self._decode(self.encoder(l_norm, self.hint_stem(hints)))
-        pooled = pool_hints(hints, x.shape[-2:])
-        x = x + self.hint_mix(torch.cat([x, pooled], 1))
+        return hints.to(l_norm)
+
+    def _encode(self, l_norm, hints=None):
+        """The encoder's features (with the hints fed into its stem, for a hint model given hints)."""
+        if not self.accepts_hints or hints is None:
+            return self.encoder(l_norm)
+        return self.encoder(l_norm, self.hint_stem(self._check_hints(l_norm, hints)))
+
+    def _finish(self, x, hints=None):
+        """The decoder's last features -> the head's output, with the hints mixed in."""
+        if not self.accepts_hints:
+            return self.head(x)
+        mix = self.hint_mix
+        if hints is None:
+            # no hints: the stem path added exactly nothing (no bias), and the mix sees zero hint
+            # planes, so only its weights on the features count: skip the rest
+            return self.head(x + F.conv2d(x, mix.weight[:, :x.shape[1]], mix.bias))
+        pooled = pool_hints(hints.to(x), x.shape[-2:])
+        x = x + mix(torch.cat([x, pooled], 1))
         if self.hint_branch is not None:
             x = x + self.hint_branch(pooled, x)
         return self.head(x)
+
+    def forward(self, l_norm, hints=None):
+        hints = hints if self.accepts_hints else None
+        return self._finish(self._decode(self._encode(l_norm, hints)), hints)
