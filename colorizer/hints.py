@@ -69,6 +69,31 @@ def _number(v, what: str, i: int) -> float:
     return f
 
 
+MAX_HINTS_JSON = 20_000  # characters of a hints string (room for MAX_HINTS hints and spaces)
+
+
+def _nesting(text: str) -> int:
+    """How deep the brackets and braces of a JSON text are nested (outside strings)."""
+    depth = deepest = 0
+    in_str = escaped = False
+    for ch in text:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
 def parse_hints(spec, width: int | None = None, height: int | None = None) -> list[tuple[float, float, float, float]]:
     """Hints in any accepted form -> [(x, y, a, b), ...].
 
@@ -80,6 +105,13 @@ def parse_hints(spec, width: int | None = None, height: int | None = None) -> li
     if spec is None or (isinstance(spec, str) and not spec.strip()):
         return []
     if isinstance(spec, str):
+        if len(spec) > MAX_HINTS_JSON:
+            raise ValueError(f"the hints are {len(spec):,} characters of JSON: at most {MAX_HINTS_JSON:,} "
+                             f"(that is room for {MAX_HINTS} hints)")
+        depth = _nesting(spec)
+        if depth > 3:
+            raise ValueError(f"hints are a list of points ([{{\"x\": 10, \"y\": 20, \"color\": \"#3a7bd5\"}}] "
+                             f"or [[10, 20, \"#3a7bd5\"]]), nested at most 3 deep; these are nested {depth} deep")
         try:
             spec = json.loads(spec)
         except json.JSONDecodeError as exc:

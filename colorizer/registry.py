@@ -200,6 +200,11 @@ def all_entries() -> dict[str, ModelEntry]:
     return {**REGISTRY, **_discovered()}
 
 
+def shorten(text: str, limit: int = 60) -> str:
+    """A user's text cut to `limit` characters for a message (an ellipsis marks the cut)."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def resolve(name: str) -> ModelEntry:
     """Registry entry for a name or alias; ModelNotFoundError with the choices otherwise."""
     if not isinstance(name, str) or not name.strip():
@@ -211,7 +216,7 @@ def resolve(name: str) -> ModelEntry:
         return entries[target]
     choices = ", ".join(list(ALIASES) + list(entries))
     raise ModelNotFoundError(
-        f"unknown model {name!r}: known models are {choices}. "
+        f"unknown model {shorten(name)!r}: known models are {choices}. "
         "`python -m colorizer models` shows which have their weights present."
     )
 

@@ -44,7 +44,7 @@ from .hints import ab_to_hex, colour_to_ab, parse_hints
 from .pipeline import Colorizer, load_image
 from .registry import DEFAULT_MODEL, REGISTRY, list_models, resolve
 from .uploads import (IMAGE_SUFFIXES, ZIP_MAX_FILES, InflateBudget, ZipImages, inspect_image,
-                      max_pixels_from_env)
+                      max_pixels_from_env, shown_name)
 
 log = logging.getLogger("colorizer.app")
 
@@ -55,6 +55,40 @@ HEATMAP_SIDE = 800
 PNG_LEVEL = 1  # zlib level of the full-resolution PNGs: lossless either way, level 1 is fastest
 OUTPUT_TTL_S = 3 * 3600  # result files older than this are removed
 INPUT_SIZE_DEFAULT = 256
+# the settings' ranges: the sliders show them and the handlers check them (API calls too)
+INPUT_SIZE_MIN, INPUT_SIZE_MAX = 128, 1024
+VIVIDNESS_MIN, VIVIDNESS_MAX = 0.0, 2.0
+
+
+class SettingSlider(gr.Slider):
+    """A gr.Slider (drawn as one) whose value, from the page or the API, must be a finite number:
+    anything else gets a message that names the setting and its range, instead of Gradio's
+    internal error for a value it cannot compare."""
+
+    what = "the value"  # how messages name the setting (setting_slider sets it)
+
+    def get_block_name(self) -> str:
+        return "slider"
+
+    def preprocess(self, payload):
+        try:
+            v = float(payload)
+            ok = math.isfinite(v) and not isinstance(payload, bool)
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            shown = repr(payload)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise gr.Error(f"{self.what} must be a number from {self.minimum:g} to {self.maximum:g}, got {shown}")
+        return super().preprocess(payload if isinstance(payload, (int, float)) else v)
+
+
+def setting_slider(minimum, maximum, *, label: str, what: str = "", **kw) -> SettingSlider:
+    """A SettingSlider; `what` names the setting in messages (default: the label). (Gradio builds
+    a component's page properties from its __init__ signature, so the class keeps gr.Slider's.)"""
+    slider = SettingSlider(minimum, maximum, label=label, **kw)
+    slider.what = what or label.lower()
+    return slider
 
 EXAMPLES = [  # (file name, scikit-image sample, gray?) written at start-up, see example_photos()
     ("cameraman_gray.png", "camera", True),
@@ -191,6 +225,16 @@ def preload(names=None) -> list[str]:
 
 # --- errors ------------------------------------------------------------------------------------------
 
+def hide_server_paths(message: str) -> str:
+    """A message without the server's folders: the weights folder reads `weights`, the
+    repository's folder `.` (users need the file's name, not where the server keeps it)."""
+    from .registry import PACKAGE_DIR, weights_dir
+    wd = weights_dir()
+    for folder, shown in ((wd.resolve(), "weights"), (wd, "weights"), (PACKAGE_DIR.parent, ".")):
+        message = message.replace(str(folder), shown)
+    return message
+
+
 def user_errors(fn):
     """Turn every failure of an event handler into a gr.Error with a message for users."""
     @functools.wraps(fn)
@@ -201,7 +245,7 @@ def user_errors(fn):
             raise
         except (ColorizerError, ValueError) as exc:  # ImageError, ModelNotFoundError, WeightsError
             # the page shows messages as HTML, and they can hold a user's file name
-            raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from exc
+            raise gr.Error(html.escape(hide_server_paths(str(exc)), quote=False), print_exception=False) from exc
         except MemoryError as exc:
             raise gr.Error("the server ran out of memory for this photo: try a smaller one") from exc
         except Exception as exc:  # a bug: logged with its traceback, the user gets one line
@@ -265,8 +309,9 @@ def _input_size(value) -> int:
         v = int(float(value))
     except (TypeError, ValueError):
         raise gr.Error(f"the working resolution must be a number of pixels, got {value!r}")
-    if not 64 <= v <= 2048:
-        raise gr.Error(f"the working resolution must lie between 64 and 2048 pixels, got {v}")
+    if not INPUT_SIZE_MIN <= v <= INPUT_SIZE_MAX:
+        raise gr.Error(f"the working resolution must lie between {INPUT_SIZE_MIN} and {INPUT_SIZE_MAX} "
+                       f"pixels, got {v}")
     return v
 
 
@@ -275,15 +320,15 @@ def _vividness(value) -> float:
         v = float(1.0 if value is None else value)
     except (TypeError, ValueError):
         raise gr.Error(f"vividness must be a number, got {value!r}")
-    if not (math.isfinite(v) and 0.0 <= v <= 3.0):
-        raise gr.Error(f"vividness must lie between 0 and 3, got {v}")
+    if not (math.isfinite(v) and VIVIDNESS_MIN <= v <= VIVIDNESS_MAX):
+        raise gr.Error(f"vividness must lie between {VIVIDNESS_MIN:g} and {VIVIDNESS_MAX:g}, got {v}")
     return v
 
 
 def _reference_stats(path) -> tuple[np.ndarray, np.ndarray] | None:
     if not path:
         return None
-    name = f"the color reference {Path(str(path)).name}"
+    name = f"the color reference {shown_name(Path(str(path)).name)}"
     inspect_image(path, name=name)
     ref = _load(path, name)
     if not adjust.is_color(ref):
@@ -352,7 +397,7 @@ def _prepare(photo, model_name, input_size, vividness, reference, progress) -> _
     size = _input_size(input_size)
     vivid = _vividness(vividness)
     progress(0.05, desc="Checking the photo")
-    upload_name = Path(str(photo)).name
+    upload_name = shown_name(Path(str(photo)).name)
     info = inspect_image(photo, name=upload_name)
     progress(0.15, desc="Loading the model")
     c = get_model(model_name)
@@ -508,7 +553,7 @@ def run_compare(photo, model_names, input_size=INPUT_SIZE_DEFAULT, progress=gr.P
     if not names:
         raise gr.Error("tick at least one model to compare")
     size = _input_size(input_size)
-    upload_name = Path(str(photo)).name
+    upload_name = shown_name(Path(str(photo)).name)
     inspect_image(photo, name=upload_name)
     arr = _load(photo, upload_name)
     out = _new_output_dir()
@@ -541,7 +586,7 @@ def _batch_items(files):
             skipped += z.skipped
             count += len(z)
         else:
-            sources.append([(p.name, str(p))])
+            sources.append([(shown_name(p.name), str(p))])
             count += 1
     if count > ZIP_MAX_FILES:
         raise gr.Error(f"{count} photos were sent; at most {ZIP_MAX_FILES} are colorized at once")
@@ -563,7 +608,8 @@ def run_batch(files, model_name, input_size=INPUT_SIZE_DEFAULT, vividness=1.0,
     progress(0, desc="Unpacking")
     count, items, problems = _batch_items(files)
     if not count:
-        raise gr.Error("no photos found in the upload" + (": " + "; ".join(problems[:5]) if problems else ""))
+        raise gr.Error(html.escape("no photos found in the upload" + (": " + "; ".join(problems[:5]) if problems else ""),
+                                   quote=False), print_exception=False)
     c = get_model(model_name)
     out = _new_output_dir()
     zpath = out / f"colorized_{count}_photos.zip"
@@ -599,12 +645,14 @@ def run_batch(files, model_name, input_size=INPUT_SIZE_DEFAULT, vividness=1.0,
         report = [f"{done} of {count} photos colorized with {c.name} at {size} px"]
         report += [f"skipped: {p}" for p in problems]
         zf.writestr("report.txt", "\n".join(report) + "\n")
-    if done == 0:
-        raise gr.Error("none of the photos could be colorized: " + "; ".join(problems[:5]))
+    if done == 0:  # the page shows messages as HTML, and these hold names from the archive
+        raise gr.Error(html.escape("none of the photos could be colorized: " + "; ".join(problems[:5]),
+                                   quote=False), print_exception=False)
     progress((count, count), desc="Done", unit="photos")
     md = f"**{done} of {count}** photos colorized with {c.name} in {time.perf_counter() - t0:.1f} s."
     if problems:
-        md += "\n\nSkipped (also listed in report.txt inside the zip):\n" + "\n".join(f"- {p}" for p in problems[:50])
+        md += "\n\nSkipped (also listed in report.txt inside the zip):\n" + "\n".join(
+            f"- {html.escape(p, quote=False)}" for p in problems[:50])
     return str(zpath), md
 
 
@@ -1130,11 +1178,13 @@ def build_colorize_tab() -> tuple:
                                         allow_custom_value=True, elem_id="model-choice")
                     go = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
                     with gr.Accordion("Settings", open=False):
-                        input_size = gr.Slider(128, 1024, value=INPUT_SIZE_DEFAULT, step=32,
+                        input_size = setting_slider(INPUT_SIZE_MIN, INPUT_SIZE_MAX, value=INPUT_SIZE_DEFAULT, step=32,
+                                                   what="the working resolution (px)",
                                                label="Working resolution (px)")
                         _help("The size the network sees: higher gives finer color detail but takes "
                               "longer; the result always keeps your photo's full resolution.")
-                        vividness = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Vividness")
+                        vividness = setting_slider(VIVIDNESS_MIN, VIVIDNESS_MAX, value=1.0, step=0.05,
+                                                  label="Vividness")
                         _help("Scales the predicted colors' chroma (a, b) in Lab: 1 is as predicted, "
                               "above 1 more saturated (clipped where the screen cannot show it), 0 gray.")
                         reference = photo_input(label="Color reference (optional)",
@@ -1200,8 +1250,9 @@ def build_colorize_tab() -> tuple:
                     with gr.Accordion("Variations: several plausible colorizations", open=False,
                                       elem_id="variations-panel"):
                         with gr.Row():
-                            var_n = gr.Slider(VARIATIONS_MIN, VARIATIONS_MAX, value=VARIATIONS_DEFAULT,
-                                              step=1, label="Number of variations")
+                            var_n = setting_slider(VARIATIONS_MIN, VARIATIONS_MAX, value=VARIATIONS_DEFAULT,
+                                                  what="the number of variations",
+                                                  step=1, label="Number of variations")
                             var_seed = gr.Number(value=0, precision=0, minimum=0, maximum=SEED_MAX,
                                                  label="Seed")
                         var_go = gr.Button(f"Show {VARIATIONS_DEFAULT} variations", variant="secondary",
@@ -1289,7 +1340,8 @@ def build_colorize_tab() -> tuple:
                     c_photo = photo_input(label="Photo", sources=["upload", "clipboard"],
                                           height=300)
                     c_models = gr.CheckboxGroup(choices=choices, value=values[:2], label="Models")
-                    c_size = gr.Slider(128, 1024, value=INPUT_SIZE_DEFAULT, step=32,
+                    c_size = setting_slider(INPUT_SIZE_MIN, INPUT_SIZE_MAX, value=INPUT_SIZE_DEFAULT, step=32,
+                                           what="the working resolution (px)",
                                        label="Working resolution (px)")
                     c_go = gr.Button("Compare", variant="primary", elem_id="compare-button")
                     gr.Examples(examples=[[p] for p in examples], inputs=[c_photo],
@@ -1310,9 +1362,11 @@ def build_colorize_tab() -> tuple:
                     b_model = gr.Dropdown(choices=choices, value=default, label="Model",
                                           allow_custom_value=True)
                     with gr.Row():
-                        b_size = gr.Slider(128, 1024, value=INPUT_SIZE_DEFAULT, step=32,
+                        b_size = setting_slider(INPUT_SIZE_MIN, INPUT_SIZE_MAX, value=INPUT_SIZE_DEFAULT, step=32,
+                                               what="the working resolution (px)",
                                            label="Working resolution (px)")
-                        b_vivid = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Vividness")
+                        b_vivid = setting_slider(VIVIDNESS_MIN, VIVIDNESS_MAX, value=1.0, step=0.05,
+                                                label="Vividness")
                     b_go = gr.Button("Colorize all", variant="primary", elem_id="batch-button")
                     _help(f"Up to {ZIP_MAX_FILES} photos; files that cannot be read are skipped and "
                           "listed in report.txt inside the zip you get back.")

@@ -7,7 +7,8 @@ colorize, and says what it will do with the rest (EXIF rotation, 16 bits, CMYK, 
 animation). `ZipImages` lists the images of a zip archive from its central directory and reads
 them one at a time as streams, counting the bytes actually inflated (not what a header says)
 against a cap per image and an InflateBudget per request; `read_zip_images` is the same as a
-list. Archive paths are never written to disk.
+list. Archive paths are never written to disk. `shown_name` cuts a name from an upload or an
+archive to a length fit for a message.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ MIN_SIDE = 8  # smaller images carry no usable structure for the network
 MAX_ASPECT = 100.0  # longest side / shortest side (a 360-degree panorama is about 10 to 20)
 MAX_FRAMES = 1000  # frames of an animation or pages of a TIFF; only the first is colorized
 ZIP_MAX_FILES = 500
+NAME_MAX_CHARS = 80  # a file name longer than this is cut in messages
 ZIP_MAX_MEMBER_BYTES = 200 * 2**20  # one image inside an archive, as inflated
 ZIP_MAX_TOTAL_BYTES = 1 * 2**30  # all the images of one request, as inflated
 _CHUNK = 1 << 20
@@ -218,9 +220,9 @@ class ZipImages:
             if base.startswith(".") or "__MACOSX/" in info.filename:
                 continue
             if Path(base).suffix.lower() not in IMAGE_SUFFIXES:
-                self.skipped.append(f"{info.filename}: not an image file name")
+                self.skipped.append(f"{shown_name(info.filename)}: not an image file name")
                 continue
-            self.members.append((info, base))
+            self.members.append((info, shown_name(base)))
         if len(self.members) > max_files:
             raise ImageError(f"{self.name} holds {len(self.members)} images; at most {max_files} "
                              "are colorized at once: split the archive")
@@ -246,13 +248,14 @@ class ZipImages:
                 got += len(chunk)
                 self.budget.used += len(chunk)
                 if got > limit:
+                    name = shown_name(info.filename)
                     if got > info.file_size:
-                        raise ImageError(f"{info.filename}: inflates to more than the {info.file_size:,} "
+                        raise ImageError(f"{name}: inflates to more than the {info.file_size:,} "
                                          "bytes its header declares (a damaged or hostile archive)")
                     if got > self.max_member:
-                        raise ImageError(f"{info.filename}: more than {self.max_member / 2**20:.0f} MB "
+                        raise ImageError(f"{name}: more than {self.max_member / 2**20:.0f} MB "
                                          "unpacked, over the limit for one image")
-                    raise ImageError(f"{info.filename}: the archives of this request would unpack to "
+                    raise ImageError(f"{name}: the archives of this request would unpack to "
                                      f"more than {_size(self.budget.total)}")
                 parts.append(chunk)
         return b"".join(parts)
@@ -265,7 +268,15 @@ class ZipImages:
                 except ImageError as exc:
                     yield base, exc
                 except Exception as exc:  # damaged member, unsupported compression, bad CRC
-                    yield base, ImageError(f"{info.filename}: cannot be unpacked ({exc})")
+                    yield base, ImageError(f"{shown_name(info.filename)}: cannot be unpacked ({exc})")
+
+
+def shown_name(name, limit: int = NAME_MAX_CHARS) -> str:
+    """A file name from a user or an archive, fit to put into a message: unprintable characters
+    become '?', and a name longer than `limit` characters is cut (an ellipsis marks the cut).
+    Where a message is shown as HTML or Markdown, the app escapes it as a whole."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(name))
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def read_zip_images(path, max_files: int = ZIP_MAX_FILES,

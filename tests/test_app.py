@@ -182,6 +182,24 @@ def test_batch_stops_a_zip_member_that_inflates_past_its_header(user, files):
     assert "**1 of 2**" in summary
 
 
+def test_batch_escapes_and_cuts_the_names_of_archive_members(user, files):
+    """A member named like markup, and one named by 300 characters, are reported escaped and cut
+    (the summary is Markdown in the page: raw markup there would run; report.txt is plain text)."""
+    ok = H.save(files / "fine.png", Image.fromarray(H.gray_photo(40, 50)))
+    evil = "<img src=x onerror=alert(1)>.png"
+    zpath = files / "names.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        zf.writestr(evil, b"\x89PNG\r\n\x1a\n not a real png")
+        zf.writestr("a" * 300 + ".png", b"\x89PNG\r\n\x1a\n not one either")
+    out, summary = user.predict([handle_file(str(ok)), handle_file(str(zpath))], "default", api_name="/batch")
+    assert "**1 of 3**" in summary
+    assert "<img" not in summary and "&lt;img src=x onerror=alert(1)&gt;.png" in summary
+    assert "a" * 300 not in summary and "a" * 77 + "..." in summary
+    with zipfile.ZipFile(out) as zf:
+        report = zf.read("report.txt").decode()
+    assert evil in report and "a" * 300 not in report  # a text file: the name as it is, cut
+
+
 # --- awkward inputs that must work -------------------------------------------------------------------
 
 def test_exif_rotation_comes_out_upright(user, files):

@@ -56,6 +56,7 @@ def server(tmp_path_factory, tiny_checkpoint):
     weights = H.weights_with(tiny_checkpoint, work / "weights", extra_names=())
     _plain_checkpoint(weights / "plain.pt")
     _vae_gan_checkpoint(weights / REGISTRY["vae-gan"].weights)
+    (weights / "broken.pt").write_bytes(b"PK\x03\x04 not a checkpoint")
     srv = H.AppServer(weights, work)
     yield srv
     srv.stop()
@@ -270,6 +271,26 @@ BAD = {
         lambda c, g: c.predict(handle_file(str(g)), "plain", 5, 5, api_name="/suggest_colors"),
         "model 'plain' cannot suggest colors"),
     "unknown model": (lambda c, g: colorize_hints(c, g, HINTS, model="nope"), "unknown model 'nope'"),
+    # issue 18: values the sliders cannot hold, hints nested or sized to exhaust the parser, a name
+    # of 10,000 characters (cut, not echoed back in full)
+    "working resolution not a number": (
+        lambda c, g: c.predict(handle_file(str(g)), "default", "abc", 1.0, None, api_name="/colorize"),
+        "the working resolution (px) must be a number from 128 to 1024, got 'abc'"),
+    "vividness not a number": (
+        lambda c, g: c.predict(handle_file(str(g)), "default", 256, "abc", None, api_name="/colorize"),
+        "vividness must be a number from 0 to 2, got 'abc'"),
+    "number of variations not a number": (
+        lambda c, g: c.predict(handle_file(str(g)), "default", "many", 0, api_name="/variations"),
+        "the number of variations must be a number from 2 to 8, got 'many'"),
+    "hints nested 100,000 deep": (
+        lambda c, g: colorize_hints(c, g, "[" * 5000 + "]" * 5000),
+        "nested at most 3 deep; these are nested 5000 deep"),
+    "hints of a megabyte": (lambda c, g: colorize_hints(c, g, "[" + "[1, 2, 3, 4]," * 80000 + "[1, 2, 3, 4]]"),
+                            "characters of JSON: at most 20,000"),
+    "a damaged checkpoint (no server path in the message)": (
+        lambda c, g: colorize_hints(c, g, HINTS, model="broken"), "weights file weights/broken.pt could not be read"),
+    "a model name of 10,000 characters": (
+        lambda c, g: colorize_hints(c, g, HINTS, model="x" * 10000), "unknown model 'xxxxxxx"),
 }
 
 
@@ -280,7 +301,8 @@ def test_bad_input_gets_a_clear_message_and_the_server_keeps_serving(server, use
         call(user, gray)
     msg = str(info.value)
     assert expected in msg, msg
-    assert "Traceback" not in msg and "something went wrong" not in msg
+    assert "Traceback" not in msg and "something went wrong" not in msg and len(msg) < 1000, msg
+    assert str(server.log_path.parent) not in msg  # no folder of the server's
     assert server.alive()
     png, _, _ = colorize_hints(user, gray, [[10, 10, "#00aa00"]])
     assert rgb(png).shape == (HT, W, 3)

@@ -216,22 +216,35 @@ ADMIN_EVENTS = {  # api_name -> inputs (besides the token), for raw calls
 }
 
 
-def test_admin_events_refuse_without_token(server):
+def test_admin_events_refuse_without_token(server, caplog):
     base = server["base"]
     c = client(server)
     for name in ADMIN_EVENTS:
         with pytest.raises(Exception):
             c.predict("", None, api_name=f"/{name}")  # not even reachable with gradio_client
     before = server["store"].get_survey("srv")
+    prober = {"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}  # one client behind a proxy
+    caplog.set_level("WARNING", logger="turing_test")
     for name, rest in ADMIN_EVENTS.items():
         idx = fn_index_of(base, name)
         for bad in ("", "wrong", ADMIN + "x", None):
-            msg = raw_gradio_call(base, idx, [bad] + rest)
+            msg = raw_gradio_call(base, idx, [bad] + rest, headers=prober)
             assert msg["success"] is False, (name, msg)
             assert "admin token" in str(msg.get("output", {}).get("error")), (name, msg)
             assert not msg["output"].get("data"), (name, msg)
     assert server["store"].get_survey("srv") == before  # no settings changed
     assert "evil" not in server["store"].survey_names()
+    # after 5 wrong tokens that client is throttled, even with the right token; others are not
+    idx = fn_index_of(base, "turing_admin_refresh")
+    msg = raw_gradio_call(base, idx, [ADMIN, "srv"], headers=prober)
+    assert msg["success"] is False and "too many wrong admin tokens from your address: try again in" \
+        in str(msg["output"].get("error")), msg
+    assert raw_gradio_call(base, idx, [ADMIN, "srv"], headers={"X-Forwarded-For": "198.51.100.2"})["success"]
+    # one line per refusal, with the address
+    lines = [r.getMessage() for r in caplog.records if r.name == "turing_test"]
+    assert sum("wrong admin token from 203.0.113.7 " in ln for ln in lines) == 5, lines
+    assert any(ln.startswith("admin token refused from 203.0.113.7: too many wrong tokens") for ln in lines)
+    assert not any(r.exc_info for r in caplog.records)
 
 
 def test_admin_with_token(server):

@@ -65,12 +65,13 @@ def reset_pg(url: str) -> None:
     Base.metadata.create_all(eng)
 
 
-def raw_gradio_call(base: str, fn_index: int, data: list, timeout: float = 30.0) -> dict:
+def raw_gradio_call(base: str, fn_index: int, data: list, timeout: float = 30.0,
+                    headers: dict | None = None) -> dict:
     """Call an event over Gradio's HTTP queue directly (as a hand-written client could, private
     events included). Returns the final message: {'success': bool, 'output': {...}}."""
     import httpx
     sh = secrets.token_hex(8)
-    with httpx.Client(timeout=timeout) as c:
+    with httpx.Client(timeout=timeout, headers=headers) as c:
         r = c.post(f"{base}/gradio_api/queue/join",
                    json={"data": data, "fn_index": fn_index, "session_hash": sh,
                          "event_data": None, "trigger_id": None})

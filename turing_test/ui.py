@@ -15,6 +15,8 @@ Public API (gradio_client, one Client per participant):
 Admin events are private (not in the API docs, not callable by the Gradio clients) and, since a
 determined caller can still reach any event over HTTP, every admin handler checks the token
 ($TURING_ADMIN_TOKEN) itself: without the right token it raises an error and returns no data.
+Wrong tokens are throttled per client address (turing_test/throttle.py) and logged in one line
+with that address.
 Without $TURING_ADMIN_TOKEN the admin tab only says how to set it and has no events at all.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ import io
 import logging
 import os
 import tempfile
+import math
 import threading
 from pathlib import Path
 
@@ -42,8 +45,22 @@ from . import survey as sv  # noqa: E402
 from .pool import StimulusFiles, build_pool_from_zip, ensure_demo_survey  # noqa: E402
 from .store import Store, TrialView, WriterBusy, get_store  # noqa: E402
 from .survey import SurveyError  # noqa: E402
+from .throttle import TokenThrottle  # noqa: E402
 
 log = logging.getLogger("turing_test")
+
+
+def _client_address(request) -> str:
+    """Where a request came from: the first X-Forwarded-For address behind a proxy (a Space),
+    else the peer's address ("unknown" outside a request)."""
+    if request is None:
+        return "unknown"
+    headers = getattr(request, "headers", None) or {}
+    forwarded = headers.get("x-forwarded-for", "") if hasattr(headers, "get") else ""
+    if forwarded:
+        return forwarded.split(",")[0].strip()[:64] or "unknown"
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", None) or "unknown")[:64]
 
 ADMIN_ENV = "TURING_ADMIN_TOKEN"
 PARTICIPANT_CONCURRENCY = int(os.environ.get("TURING_CONCURRENCY", "16"))  # votes handled at once
@@ -150,6 +167,7 @@ class _Turing:
             gr.set_static_paths([folder])
             _static_folders.add(folder)
         self.admin_token = admin_token if admin_token is not None else os.environ.get(ADMIN_ENV, "")
+        self.throttle = TokenThrottle()
         self.demo_survey = demo_survey
         self.demo_note = ""
         self._thumbs: dict[str, str] = {}
@@ -252,11 +270,22 @@ class _Turing:
 
     # --- admin -------------------------------------------------------------------------------
 
-    def check_token(self, token) -> None:
+    def check_token(self, token, request: gr.Request | None = None) -> None:
+        """The admin token, or a gr.Error (no traceback in the log: one line with the address)."""
+        client = _client_address(request)
+        wait = self.throttle.wait_s(client)
+        if wait > 0:
+            log.warning("admin token refused from %s: too many wrong tokens, %.0f s to wait", client, wait)
+            raise gr.Error(f"too many wrong admin tokens from your address: try again in {math.ceil(wait)} s",
+                           print_exception=False)
         want = self.admin_token or ""
         got = token if isinstance(token, str) else ""
         if not want or not got or not hmac.compare_digest(got.encode(), want.encode()):
-            raise gr.Error("wrong or missing admin token")
+            n = self.throttle.failed(client)
+            log.warning("wrong admin token from %s (%d within %.0f min)", client, n,
+                        self.throttle.window_s / 60)
+            raise gr.Error("wrong or missing admin token", print_exception=False)
+        self.throttle.succeeded(client)
 
     def _thumb(self, stimulus_id: str, data: bytes | None = None) -> str:
         uri = self._thumbs.get(stimulus_id)
@@ -341,9 +370,9 @@ class _Turing:
                   "ceiling every fooling rate must be read against.</p>")
         return "".join(out) + legend
 
-    def dashboard(self, token, survey_name):
+    def dashboard(self, token, survey_name, request: gr.Request = None):
         """Results of one survey: [survey dropdown, summary, chart, models, real, images, participants]."""
-        self.check_token(token)
+        self.check_token(token, request)
         names = self.store.survey_names()
         if survey_name not in names:
             active = self.store.active_survey()
@@ -374,8 +403,8 @@ class _Turing:
         return [dd, summary, self._chart_svg(s["models"], real), fmt(s["models"]), fmt(real),
                 self._images_html(s["images"], s["real_images"]), fmt(s["participants"])]
 
-    def settings_of(self, token, survey_name):
-        self.check_token(token)
+    def settings_of(self, token, survey_name, request: gr.Request = None):
+        self.check_token(token, request)
         info = self.store.get_survey(survey_name) if survey_name else None
         if info is None:
             return [gr.update()] * 7
@@ -383,8 +412,8 @@ class _Turing:
                 info["completion_code"], info["completion_url"], info["active"]]
 
     def save_settings(self, token, survey_name, exposure_ms, max_trials, n_practice, n_attention,
-                      code, url, active):
-        self.check_token(token)
+                      code, url, active, request: gr.Request = None):
+        self.check_token(token, request)
         if not survey_name:
             raise gr.Error("choose a survey first")
         try:
@@ -396,8 +425,8 @@ class _Turing:
             raise gr.Error(str(exc)) from None
         return f"Saved the settings of {survey_name!r}; new participants get them."
 
-    def export(self, token, survey_name):
-        self.check_token(token)
+    def export(self, token, survey_name, request: gr.Request = None):
+        self.check_token(token, request)
         d = Path(tempfile.mkdtemp(prefix="export_", dir=self._export_dir))
         votes = self.store.votes_frame(survey_name or None)
         s = stats.summary(votes)
@@ -412,8 +441,8 @@ class _Turing:
         return paths
 
     def build(self, token, zip_file, name, models, size, practice, attention, activate,
-              progress=gr.Progress()):
-        self.check_token(token)
+              progress=gr.Progress(), request: gr.Request = None):
+        self.check_token(token, request)
         if not zip_file:
             raise gr.Error("upload a zip file of color photos first")
         if not models:
@@ -607,14 +636,14 @@ def _admin_tab(t: _Turing) -> None:
     results = [survey_dd, summary, chart, models_df, real_df, images_html, parts_df]
     settings = [exposure, max_trials, n_practice, n_attention, code, url, active]
 
-    def open_dashboard(tok, name):
-        res = t.dashboard(tok, name)
+    def open_dashboard(tok, name, request: gr.Request = None):
+        res = t.dashboard(tok, name, request)
         chosen = res[0].get("value") if isinstance(res[0], dict) else name
-        return res + t.settings_of(tok, chosen) + [gr.update(visible=True), gr.Timer(active=True),
+        return res + t.settings_of(tok, chosen, request) + [gr.update(visible=True), gr.Timer(active=True),
                                                    gr.update(choices=_model_choices())]
 
-    def on_auto(tok, on):
-        t.check_token(tok)
+    def on_auto(tok, on, request: gr.Request = None):
+        t.check_token(tok, request)
         return gr.Timer(active=bool(on))
 
     open_btn.click(open_dashboard, [token, survey_dd], results + settings + [dash, timer, models],
