@@ -150,7 +150,7 @@ def _mode(args) -> str:
 def _evaluate_models(args) -> int:
     """evaluate --models A B ... | all: every model on the same photos, one table."""
     from . import load_colorizer
-    from .evaluate import format_comparison, write_comparison_json
+    from .evaluate import GrayInput, format_comparison, write_comparison_json
     from .registry import list_models, resolve
 
     if any(getattr(args, o) is not None for o in ("temperature", "correction", "gain")):
@@ -164,6 +164,9 @@ def _evaluate_models(args) -> int:
     else:
         names = []
         for name in args.models:
+            if name == "gray":  # the gray input itself, the baseline
+                names.append("gray")
+                continue
             entry = resolve(name)  # unknown names: a clear error listing the models
             if entry.name not in names:
                 names.append(entry.name)
@@ -173,7 +176,8 @@ def _evaluate_models(args) -> int:
     results, errors = {}, []
     for name in names:
         try:
-            c = load_colorizer(name, device=args.device, input_size=args.input_size)
+            c = GrayInput() if name == "gray" else load_colorizer(name, device=args.device,
+                                                                 input_size=args.input_size)
         except ColorizerError as exc:
             if args.models != ["all"]:
                 raise
@@ -300,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("dirs", nargs="+", metavar="DIR")
     e.add_argument("--model", default="default")
     e.add_argument("--models", nargs="+", default=None, metavar="NAME",
-                   help="compare several models on the same photos (`all`: every model whose weights are present)")
+                   help="compare several models on the same photos (`all`: every model whose weights are present; `gray`: the gray input itself, the baseline)")
     e.add_argument("--json", default=None, metavar="FILE", help="write per-image and mean scores")
     e.add_argument("--save", default=None, metavar="DIR", help="write outputs and Delta E heat maps")
     e.add_argument("--input-size", type=int, default=None)

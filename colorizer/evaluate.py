@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
+from . import lab, metrics
 from .errors import ImageError
 from .pipeline import load_image
 from .train import find_images
@@ -64,6 +64,22 @@ def _variation_row(colorizer, truth: np.ndarray, n: int, seed: int) -> dict:
     r["diversity_de2000"] = float(np.mean(pair)) if pair else 0.0
     r["colorfulness_min_sample"] = float(min(x["colorfulness_pred"] for x in rows))
     return r, samples
+
+
+class GrayInput:
+    """The baseline every colorizer must beat, evaluated like a model (`evaluate --models gray
+    ...`): the photo's own lightness with a = b = 0, as the gray input the models are given."""
+
+    name = "gray"
+    accepts_hints = False
+    predicts_distribution = False
+
+    def colorize(self, image, **_):
+        from .pipeline import lightness_of
+        return lab.gray_rgb_from_lightness(lightness_of(image))
+
+    def colorize_batch(self, images, **_):
+        return [self.colorize(im) for im in images]
 
 
 def subsample(files: list, limit: int | None) -> list:

@@ -139,8 +139,34 @@ register(ModelEntry(
 ))
 
 # The seed papers' own systems, trained here for comparison (issue 21; weights/README.md has
-# their cards). Scores: `python -m colorizer evaluate ... --models all` (docs/results/seed_models_eval.json).
-SEED_SCORES: dict[str, dict] = {}
+# their cards). Scores: `python -m colorizer evaluate ... --models ...` on val/imagenet_val and the
+# test sets (docs/results/seed_eval_part1.json, seed_eval_part2.json); gray baseline beside each.
+SEED_SCORES: dict[str, dict] = {
+    "vae-gan": {
+        "val/imagenet_val": {"psnr": 22.65, "gray_psnr": 22.39, "ssim": 0.924, "de2000": 10.76, "gray_de2000": 11.47, "colorfulness_ratio": 0.81, "below_half_colorfulness": 0.24},
+        "test/kodak24": {"psnr": 22.6, "gray_psnr": 22.0, "ssim": 0.931, "de2000": 11.23, "gray_de2000": 12.12, "colorfulness_ratio": 0.69, "below_half_colorfulness": 0.46},
+        "test/bsds500_test": {"psnr": 22.39, "gray_psnr": 21.54, "ssim": 0.931, "de2000": 11.22, "gray_de2000": 13.01, "colorfulness_ratio": 0.74, "below_half_colorfulness": 0.3},
+        "test/mcmaster18": {"psnr": 18.23, "gray_psnr": 17.67, "ssim": 0.777, "de2000": 14.16, "gray_de2000": 15.64, "colorfulness_ratio": 0.61, "below_half_colorfulness": 0.5},
+    },
+    "autoencoder": {
+        "val/imagenet_val": {"psnr": 21.73, "gray_psnr": 22.39, "ssim": 0.926, "de2000": 12.62, "gray_de2000": 11.47, "colorfulness_ratio": 0.77, "below_half_colorfulness": 0.19},
+        "test/kodak24": {"psnr": 21.3, "gray_psnr": 22.0, "ssim": 0.938, "de2000": 12.9, "gray_de2000": 12.12, "colorfulness_ratio": 0.86, "below_half_colorfulness": 0.21},
+        "test/bsds500_test": {"psnr": 21.63, "gray_psnr": 21.54, "ssim": 0.93, "de2000": 13.3, "gray_de2000": 13.01, "colorfulness_ratio": 0.83, "below_half_colorfulness": 0.17},
+        "test/mcmaster18": {"psnr": 19.06, "gray_psnr": 17.67, "ssim": 0.792, "de2000": 13.74, "gray_de2000": 15.64, "colorfulness_ratio": 0.48, "below_half_colorfulness": 0.61},
+    },
+    "vgg16-unet": {
+        "val/imagenet_val": {"psnr": 20.48, "gray_psnr": 22.39, "ssim": 0.909, "de2000": 14.59, "gray_de2000": 11.47, "colorfulness_ratio": 0.85, "below_half_colorfulness": 0.12},
+        "test/kodak24": {"psnr": 21.06, "gray_psnr": 22.0, "ssim": 0.933, "de2000": 12.91, "gray_de2000": 12.12, "colorfulness_ratio": 0.84, "below_half_colorfulness": 0.08},
+        "test/bsds500_test": {"psnr": 20.74, "gray_psnr": 21.54, "ssim": 0.916, "de2000": 15.26, "gray_de2000": 13.01, "colorfulness_ratio": 0.84, "below_half_colorfulness": 0.1},
+        "test/mcmaster18": {"psnr": 18.99, "gray_psnr": 17.67, "ssim": 0.764, "de2000": 14.84, "gray_de2000": 15.64, "colorfulness_ratio": 0.51, "below_half_colorfulness": 0.5},
+    },
+    "resnet18-unet": {
+        "val/imagenet_val": {"psnr": 21.56, "gray_psnr": 22.39, "ssim": 0.922, "de2000": 12.88, "gray_de2000": 11.47, "colorfulness_ratio": 0.83, "below_half_colorfulness": 0.15},
+        "test/kodak24": {"psnr": 21.11, "gray_psnr": 22.0, "ssim": 0.928, "de2000": 12.7, "gray_de2000": 12.12, "colorfulness_ratio": 0.98, "below_half_colorfulness": 0.12},
+        "test/bsds500_test": {"psnr": 21.58, "gray_psnr": 21.54, "ssim": 0.923, "de2000": 13.6, "gray_de2000": 13.01, "colorfulness_ratio": 0.94, "below_half_colorfulness": 0.1},
+        "test/mcmaster18": {"psnr": 18.13, "gray_psnr": 17.67, "ssim": 0.782, "de2000": 16.04, "gray_de2000": 15.64, "colorfulness_ratio": 0.5, "below_half_colorfulness": 0.5},
+    },
+}
 
 register(ModelEntry(
     name="vae-gan", arch="vae_gan", weights="vae_gan.pt", input_size=256,

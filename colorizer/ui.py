@@ -50,6 +50,7 @@ log = logging.getLogger("colorizer.app")
 
 PREVIEW_SIDE = 1600  # longest side of the before/after preview (the download is full size)
 COMPARE_SIDE = 1024  # longest side of each image in the compare gallery
+COMPARE_MAX_MODELS = 12  # different models in one comparison (every shipped model fits)
 METRICS_MAX_PIXELS = 2_000_000  # metrics of larger photos are measured on a reduced copy
 HEATMAP_SIDE = 800
 PNG_LEVEL = 1  # zlib level of the full-resolution PNGs: lossless either way, level 1 is fastest
@@ -552,6 +553,12 @@ def run_compare(photo, model_names, input_size=INPUT_SIZE_DEFAULT, progress=gr.P
     names = [n for n in (model_names or []) if n]
     if not names:
         raise gr.Error("tick at least one model to compare")
+    if not all(isinstance(n, str) for n in names):
+        raise gr.Error("the models to compare are a list of model names")
+    resolved = list(dict.fromkeys(resolve(n).name for n in names))  # a model named twice runs once
+    if len(resolved) > COMPARE_MAX_MODELS:
+        raise gr.Error(f"{len(resolved)} models were ticked; at most {COMPARE_MAX_MODELS} are compared at once")
+    names = resolved
     size = _input_size(input_size)
     upload_name = shown_name(Path(str(photo)).name)
     inspect_image(photo, name=upload_name)

@@ -146,6 +146,15 @@ def test_compare_runs_several_models_side_by_side_with_timings(user, files):
     assert "| lite0-scene |" in table and "| tiny2 |" in table
 
 
+def test_compare_runs_a_model_named_twice_once(user, files):
+    """Issue 18: /compare with the same model 20 times ran it 20 times at 1024 px."""
+    src = H.save(files / "twice.png", Image.fromarray(H.gray_photo(60, 80)))
+    gallery, table = user.predict(handle_file(str(src)), ["lite0-scene"] * 20 + ["tiny2"],
+                                  api_name="/compare")
+    assert [g["caption"].split(" - ")[0] for g in gallery] == ["input", "lite0-scene", "tiny2"]
+    assert table.count("| lite0-scene |") == 1
+
+
 def test_batch_of_files_and_a_zip_gives_a_zip_and_reports_what_it_skipped(user, files):
     a = H.save(files / "a.png", Image.fromarray(H.gray_photo(40, 50)))
     zpath = files / "photos.zip"

@@ -203,6 +203,12 @@ def test_evaluate_models_all_compares_on_the_same_photos(tiny_weights_dir, tmp_p
     means = [m["sets"][str(photos)]["mean"] for m in doc["models"].values()]
     assert all(m["images"] == 2 for m in means)
     assert means[0]["psnr"] == pytest.approx(means[1]["psnr"])  # the same weights, the same photos
+    # the gray input as a row of its own, the baseline
+    p = run_cli("evaluate", photos, "--models", "gray", "default", "--json", js, "-q", weights_dir=tiny_weights_dir)
+    no_traceback(p)
+    assert p.returncode == 0 and "2 models on the same photos" in p.stdout, p.stderr
+    gray = json.loads(js.read_text())["models"]["gray"]["sets"][str(photos)]["mean"]
+    assert gray["colorfulness_pred"] < 0.5 and gray["psnr"] != pytest.approx(means[0]["psnr"])
     p = run_cli("evaluate", photos, "--models", "default", "nope", weights_dir=tiny_weights_dir)
     no_traceback(p)
     assert p.returncode == 2 and "unknown model 'nope'" in p.stderr
