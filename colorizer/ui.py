@@ -61,35 +61,27 @@ INPUT_SIZE_MIN, INPUT_SIZE_MAX = 128, 1024
 VIVIDNESS_MIN, VIVIDNESS_MAX = 0.0, 2.0
 
 
-class SettingSlider(gr.Slider):
-    """A gr.Slider (drawn as one) whose value, from the page or the API, must be a finite number:
-    anything else gets a message that names the setting and its range, instead of Gradio's
-    internal error for a value it cannot compare."""
-
-    what = "the value"  # how messages name the setting (setting_slider sets it)
-
-    def get_block_name(self) -> str:
-        return "slider"
-
-    def preprocess(self, payload):
-        try:
-            v = float(payload)
-            ok = math.isfinite(v) and not isinstance(payload, bool)
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            shown = repr(payload)
-            shown = shown if len(shown) <= 40 else shown[:37] + "..."
-            raise gr.Error(f"{self.what} must be a number from {self.minimum:g} to {self.maximum:g}, got {shown}")
-        return super().preprocess(payload if isinstance(payload, (int, float)) else v)
-
-
-def setting_slider(minimum, maximum, *, label: str, what: str = "", **kw) -> SettingSlider:
-    """A SettingSlider; `what` names the setting in messages (default: the label). (Gradio builds
-    a component's page properties from its __init__ signature, so the class keeps gr.Slider's.)"""
-    slider = SettingSlider(minimum, maximum, label=label, **kw)
-    slider.what = what or label.lower()
+def setting_slider(minimum, maximum, *, label: str, what: str = "", **kw) -> gr.Slider:
+    """A gr.Slider whose value, from the page or the API, must be a finite number: anything else
+    gets a message that names the setting (`what`, default the label) and its range, instead of
+    Gradio's internal error for a value it cannot compare. (The check is set on the instance: a
+    subclass of a Gradio component makes Gradio write a .pyi stub beside this module.)"""
+    slider = gr.Slider(minimum, maximum, label=label, **kw)
+    slider.preprocess = functools.partial(_checked_setting, slider, what or label.lower(), slider.preprocess)
     return slider
+
+
+def _checked_setting(slider, what: str, preprocess, payload):
+    try:
+        v = float(payload)
+        ok = math.isfinite(v) and not isinstance(payload, bool)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        shown = repr(payload)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise gr.Error(f"{what} must be a number from {slider.minimum:g} to {slider.maximum:g}, got {shown}")
+    return preprocess(payload if isinstance(payload, (int, float)) else v)
 
 EXAMPLES = [  # (file name, scikit-image sample, gray?) written at start-up, see example_photos()
     ("cameraman_gray.png", "camera", True),
