@@ -208,16 +208,16 @@ class Colorizer:
     # network at the working resolution
     def _run(self, l_small: np.ndarray, hints: torch.Tensor | None, decode: bool,
              z: torch.Tensor | None = None) -> torch.Tensor:
-        """N x h x w L planes (+ hints; + latent codes z for a VAE-GAN) -> the network's ab
-        (decode) or raw output (logits)."""
+        """N x h x w L planes (+ hints) -> the network's ab (decode) or raw output (logits); for a
+        VAE-GAN given K latent codes z (K x latent), a list of K of them (the encoder runs once)."""
         x = torch.from_numpy(np.array(l_small, dtype=np.float32))[:, None]
         x = ((x - lab.L_CENT) / lab.L_NORM).to(self.device, memory_format=self.input_layout)
         if hints is not None:
             hints = hints.to(self.device, memory_format=self.input_layout)
         with torch.inference_mode():
             if z is not None:
-                out = self.model(x, hints if self.accepts_hints else None, z=z.to(self.device))
-                return self.model.head.decode(out) if decode else out
+                outs = self.model.forward_latents(x, z.to(self.device), hints)
+                return [self.model.head.decode(o) for o in outs] if decode else outs
             fn = self.model.predict_ab if decode else self.model
             if self.accepts_hints:
                 return fn(x, hints)
@@ -307,7 +307,7 @@ class Colorizer:
         if self.samples_latent:
             g = torch.Generator().manual_seed(fresh_seed() if seed is None else int(seed))
             zs = self.model.sample_z(n, g) * (1.0 if strength is None else float(strength))
-            outputs = (self._run(l_small, ht, decode=False, z=z[None]).float() for z in zs)
+            outputs = [o.float() for o in self._run(l_small, ht, decode=False, z=zs)]
         else:
             logits = self._run(l_small, ht, decode=False).float()
             outputs = sample_logits(logits, head.bins.float(), n, seed,

@@ -21,16 +21,10 @@ from colorizer.train import init_from
 from colorizer.weights import save_checkpoint
 
 from conftest import REPO, build_tiny_vae_gan
+from test_train_runs import _photo  # the same synthetic photos
 
 ARGS = dict(encoder="efficientnet_lite0", decoder_channels=[16, 16, 16], head="classification",
             n_bins=313, hints=True, scene_context=16)
-
-
-def _photo(seed: int, h: int = 72, w: int = 88) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w] / max(h, w)
-    img = rng.uniform(0, 255, 3) + y[..., None] * rng.uniform(-200, 200, 3) + x[..., None] * rng.uniform(-200, 200, 3)
-    return np.clip(img + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
 def test_starts_as_the_model_it_comes_from_and_z_steers_it(tmp_path):
@@ -50,6 +44,9 @@ def test_starts_as_the_model_it_comes_from_and_z_steers_it(tmp_path):
         assert not torch.allclose(y0, yz)
         with pytest.raises(ValueError, match="z must be N x 6"):
             vae(x, z=torch.zeros(2, 5))
+        many = vae.forward_latents(x, torch.stack([z[0], z[1]]))
+        assert torch.allclose(many[0], vae(x, z=z[0].expand(2, -1)), atol=1e-5)
+        assert torch.allclose(many[1], vae(x, z=z[1].expand(2, -1)), atol=1e-5)
         fast = optimize_for_inference(vae)
         cl = x.contiguous(memory_format=torch.channels_last)
         assert torch.allclose(fast(cl, z=z), yz, atol=1e-4)

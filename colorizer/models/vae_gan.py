@@ -117,6 +117,15 @@ class VAEGAN(BackboneUNet):
             raise ValueError(f"z must be N x {self.latent_dim}, got {tuple(z.shape)}")
         return self._finish(self._decode_z(self._encode(l_norm, hints), z.to(l_norm.device)), hints)
 
+    def forward_latents(self, l_norm, zs, hints=None) -> list:
+        """The head's output for each of several latent codes (K x latent), one photo batch:
+        the encoder runs once, the decoder once per code."""
+        hints = hints if self.accepts_hints else None
+        feats = self._encode(l_norm, hints)
+        n = len(l_norm)
+        return [self._finish(self._decode_z(feats, z.to(l_norm.device).expand(n, -1)), hints)
+                for z in zs[:, None]]
+
     def training_forward(self, l_norm, ab, hints=None, prior: bool = False) -> VAEOutput:
         """A posterior sample z ~ q(z | L, ab) (re-parameterized) decoded, its KL to N(0, I), and
         with prior=True also a prior sample z ~ N(0, I) decoded from the same encoder features."""
