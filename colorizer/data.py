@@ -29,14 +29,15 @@ import torch
 from PIL import Image, ImageOps
 
 from . import lab
+from .settings import Settings, settings
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "photos"
+DEFAULT_CACHE_DIR = Settings().cache_dir
 
 
 def default_cache_dir() -> Path:
     """Where decoded photos are cached: $COLORIZER_CACHE_DIR, else .cache/photos in the repository."""
-    return Path(os.environ.get("COLORIZER_CACHE_DIR") or DEFAULT_CACHE_DIR)
+    return settings().cache_dir
 
 
 def find_images(paths) -> list[Path]:

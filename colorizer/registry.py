@@ -8,19 +8,19 @@ model.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
 from .errors import ModelNotFoundError
+from .settings import Settings, settings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_WEIGHTS_DIR = PACKAGE_DIR.parent / "weights"
+DEFAULT_WEIGHTS_DIR = Settings().weights_dir  # the repository's weights/
 
 
 def weights_dir() -> Path:
     """Where weight files live: $COLORIZER_WEIGHTS_DIR, else the repository's weights/ folder."""
-    return Path(os.environ.get("COLORIZER_WEIGHTS_DIR", DEFAULT_WEIGHTS_DIR))
+    return settings().weights_dir
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,14 @@ the tab into the whole app. What lives where:
   are private events.
 
 Every bad input ends in a gr.Error whose message says what is wrong (never a traceback), and an
-error in one user's request does not touch anyone else's.
+error in one user's request does not touch anyone else's. Each request is priced before any work
+starts (colorizer/budget.py); the events that work on full-resolution photos share one queue
+group (HEAVY_GROUP) and run on their own lower-priority threads (`heavy`), and what a large
+request allocated is handed back to the system afterwards (colorizer/memory.py).
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import html
 import io
@@ -38,11 +42,13 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import adjust, lab, metrics
+from . import adjust, lab, memory, metrics
+from .budget import BatchMeter, Budget, BudgetError, output_cost
 from .errors import ColorizerError, ImageError
 from .hints import ab_to_hex, colour_to_ab, parse_hints
 from .pipeline import Colorizer, load_image
 from .registry import DEFAULT_MODEL, REGISTRY, list_models, resolve
+from .settings import settings
 from .uploads import (IMAGE_SUFFIXES, ZIP_MAX_FILES, InflateBudget, ZipImages, inspect_image,
                       max_pixels_from_env, shown_name)
 
@@ -51,6 +57,7 @@ log = logging.getLogger("colorizer.app")
 PREVIEW_SIDE = 1600  # longest side of the before/after preview (the download is full size)
 COMPARE_SIDE = 1024  # longest side of each image in the compare gallery
 COMPARE_MAX_MODELS = 12  # different models in one comparison (every shipped model fits)
+HEAVY_GROUP = "colorize"  # the queue group of every event that does full-resolution work
 METRICS_MAX_PIXELS = 2_000_000  # metrics of larger photos are measured on a reduced copy
 HEATMAP_SIDE = 800
 PNG_LEVEL = 1  # zlib level of the full-resolution PNGs: lossless either way, level 1 is fastest
@@ -116,7 +123,7 @@ def theme() -> gr.themes.Base:
 def cache_root() -> Path:
     """Where the app writes examples and results: $COLORIZER_APP_CACHE, else <tmp>/colorizer-app
     (inside the system temp folder, which Gradio serves files from)."""
-    d = Path(os.environ.get("COLORIZER_APP_CACHE") or Path(tempfile.gettempdir()) / "colorizer-app")
+    d = settings().app_cache
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -199,7 +206,7 @@ def preload(names=None) -> list[str]:
     available = [v for _, v in model_choices()]
     if not available:
         log.warning("no model weights found in %s: the app starts, but colorizing needs a model "
-                    "(see README: Models)", os.environ.get("COLORIZER_WEIGHTS_DIR") or "weights/")
+                    "(see README: Models)", settings().weights_dir)
         return []
     names = names or ([DEFAULT_MODEL] if DEFAULT_MODEL in available else available[:1])
     done = []
@@ -236,6 +243,8 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except gr.Error:
             raise
+        except BudgetError as exc:  # says what to lower: a warning-like refusal, no traceback
+            raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from exc
         except (ColorizerError, ValueError) as exc:  # ImageError, ModelNotFoundError, WeightsError
             # the page shows messages as HTML, and they can hold a user's file name
             raise gr.Error(html.escape(hide_server_paths(str(exc)), quote=False), print_exception=False) from exc
@@ -245,6 +254,41 @@ def user_errors(fn):
             log.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(f"something went wrong on the server ({type(exc).__name__}); it was "
                            "logged. Other photos still work.") from exc
+        finally:  # what a large job allocated goes back to the system (colorizer/memory.py)
+            memory.release()
+    return wrapper
+
+
+HEAVY_NICE = 10  # CPU priority of colorization work, below the server's (the survey's votes)
+_heavy_pool: ThreadPoolExecutor | None = None
+_heavy_lock = threading.Lock()
+
+
+def _lower_this_thread() -> None:
+    """Lower the calling thread's CPU priority (on Linux a thread has its own nice value, and the
+    threads it starts, such as torch's and the PNG writer's, inherit it). Lowering needs no
+    privilege; elsewhere this does nothing."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HEAVY_NICE)
+    except (AttributeError, OSError):
+        pass
+
+
+def heavy(fn):
+    """Run a handler's full-resolution work on the colorization threads: COLORIZER_CONCURRENCY
+    of them (the queue group HEAVY_GROUP already lets no more in at once), at nice HEAVY_NICE,
+    so that a vote (which runs on Gradio's own threads at the server's priority) gets the CPU
+    first. The handler's context (Gradio's progress bar) goes along."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        global _heavy_pool
+        with _heavy_lock:
+            if _heavy_pool is None:
+                _heavy_pool = ThreadPoolExecutor(max_workers=settings().concurrency + 1,
+                                                 thread_name_prefix="colorize",
+                                                 initializer=_lower_this_thread)
+        ctx = contextvars.copy_context()
+        return _heavy_pool.submit(ctx.run, fn, *args, **kwargs).result()
     return wrapper
 
 
@@ -382,8 +426,16 @@ class _Work:
         return int(self.arr.shape[0])
 
 
-def _prepare(photo, model_name, input_size, vividness, reference, progress) -> _Work:
-    """Check the settings and the upload, load the model and the photo."""
+def request_budget() -> Budget:
+    """The work one request may cost (COLORIZER_MAX_REQUEST_UNITS, COLORIZER_MAX_BATCH_UNITS)."""
+    s = settings()
+    return Budget(request_units=s.max_request_units, batch_units=s.max_batch_units)
+
+
+def _prepare(photo, model_name, input_size, vividness, reference, progress, outputs: int = 1,
+             what: str = "outputs", least: int = 1) -> _Work:
+    """Check the settings, the upload and the request's cost (`outputs` full-resolution
+    results, named `what` in the message), then load the model and the photo."""
     if not photo:
         raise gr.Error("upload a photo first (or pick one of the examples)")
     t0 = time.perf_counter()
@@ -392,6 +444,7 @@ def _prepare(photo, model_name, input_size, vividness, reference, progress) -> _
     progress(0.05, desc="Checking the photo")
     upload_name = shown_name(Path(str(photo)).name)
     info = inspect_image(photo, name=upload_name)
+    request_budget().check(info.width, info.height, size, outputs, what, least)
     progress(0.15, desc="Loading the model")
     c = get_model(model_name)
     ref_stats = _reference_stats(reference)
@@ -447,6 +500,7 @@ def _finish(w: _Work, hints=(), progress=None, notes=()) -> tuple:
 
 
 @user_errors
+@heavy
 def run_colorize(photo, model_name, input_size=INPUT_SIZE_DEFAULT, vividness=1.0, reference=None,
                  hint_state=None, progress=gr.Progress()):
     """Colorize one photo. Returns (full-res PNG, (before, after) previews, message, state).
@@ -464,6 +518,7 @@ def run_colorize(photo, model_name, input_size=INPUT_SIZE_DEFAULT, vividness=1.0
 
 
 @user_errors
+@heavy
 def run_colorize_hints(photo, model_name, hints="", input_size=INPUT_SIZE_DEFAULT, vividness=1.0,
                        reference=None, progress=gr.Progress()):
     """Colorize one photo with color hints given as JSON (any form colorizer.hints.parse_hints
@@ -487,6 +542,7 @@ def _reduce(a: np.ndarray, factor: int) -> np.ndarray:
 
 
 @user_errors
+@heavy
 def run_metrics(state, progress=gr.Progress()):
     """Metrics of the user's last result against the original, for color uploads only.
 
@@ -536,6 +592,7 @@ def run_metrics(state, progress=gr.Progress()):
 
 
 @user_errors
+@heavy
 def run_compare(photo, model_names, input_size=INPUT_SIZE_DEFAULT, progress=gr.Progress()):
     """Several models on one photo: ([(preview, caption)], markdown table of timings)."""
     if not photo:
@@ -553,7 +610,8 @@ def run_compare(photo, model_names, input_size=INPUT_SIZE_DEFAULT, progress=gr.P
     names = resolved
     size = _input_size(input_size)
     upload_name = shown_name(Path(str(photo)).name)
-    inspect_image(photo, name=upload_name)
+    info = inspect_image(photo, name=upload_name)
+    request_budget().check(info.width, info.height, size, len(names), "models")
     arr = _load(photo, upload_name)
     out = _new_output_dir()
     gallery = [(_preview(arr, out / "input.jpg", COMPARE_SIDE), "input")]
@@ -569,6 +627,31 @@ def run_compare(photo, model_names, input_size=INPUT_SIZE_DEFAULT, progress=gr.P
         rows.append(f"| {c.name} | {dt:.2f} | {t_net:.2f} |")
     h, w = arr.shape[:2]
     return gallery, f"{w:,} x {h:,} px at {size} px working resolution:\n\n" + "\n".join(rows)
+
+
+def _check_batch_cost(files, size: int, budget: Budget) -> None:
+    """Before any work: the photos uploaded as files (not inside archives, whose members are
+    charged as they are read) must fit the batch's budget together; their headers say how big."""
+    costs = []
+    for f in files or []:
+        p = Path(str(getattr(f, "name", f)))
+        if p.suffix.lower() == ".zip" or (p.suffix.lower() not in IMAGE_SUFFIXES and zipfile.is_zipfile(p)):
+            continue
+        try:
+            info = inspect_image(p, name=shown_name(p.name))
+        except ImageError:  # reported with its reason when the batch reaches it
+            continue
+        costs.append(output_cost(info.width, info.height, size))
+    total = sum(costs)
+    if total > budget.batch_units:
+        fits, run = 0, 0.0
+        for c in costs:
+            if run + c > budget.batch_units:
+                break
+            fits, run = fits + 1, run + c
+        raise BudgetError(f"these {len(costs)} photos would cost {total:.0f} units of work at {size} px "
+                          f"working resolution; the limit of one batch is {budget.batch_units:.0f}: send "
+                          f"at most {fits} of them at a time, or use a lower working resolution")
 
 
 def _batch_items(files):
@@ -597,6 +680,7 @@ def _batch_items(files):
 
 
 @user_errors
+@heavy
 def run_batch(files, model_name, input_size=INPUT_SIZE_DEFAULT, vividness=1.0,
               progress=gr.Progress()):
     """Many photos (and zips of photos) -> (zip of colorized PNGs, markdown summary)."""
@@ -604,6 +688,9 @@ def run_batch(files, model_name, input_size=INPUT_SIZE_DEFAULT, vividness=1.0,
         raise gr.Error("upload some photos or a zip of photos first")
     size = _input_size(input_size)
     vivid = _vividness(vividness)
+    budget = request_budget()
+    _check_batch_cost(files, size, budget)
+    meter = BatchMeter(budget, size)
     progress(0, desc="Unpacking")
     count, items, problems = _batch_items(files)
     if not count:
@@ -621,10 +708,12 @@ def run_batch(files, model_name, input_size=INPUT_SIZE_DEFAULT, vividness=1.0,
             try:
                 if isinstance(src, ImageError):  # an archive member that could not be unpacked
                     raise src
-                inspect_image(src, name=name)
+                info = inspect_image(src, name=name)
+                meter.charge(info.width, info.height, name)
                 rgb, _ = colorize_array(c, _load(src, name), size, vivid)
             except ColorizerError as exc:
                 problems.append(str(exc))
+                del src  # nothing of a refused member is kept either
                 continue
             except Exception as exc:  # one bad photo never stops the batch
                 log.exception("batch: %s failed", name)
@@ -770,6 +859,7 @@ def _no_change(hs) -> tuple:
 
 
 @user_errors
+@heavy
 def run_hint_click(photo, model_name, input_size, vividness, reference, last, hs,
                    evt: gr.SelectData, progress=gr.Progress()):
     """A click on the hint view: on a marker, select that hint; elsewhere, place a new hint
@@ -826,6 +916,7 @@ def _set_selected_color(photo, model_name, input_size, vividness, reference, las
 
 
 @user_errors
+@heavy
 def run_hint_swatch(photo, model_name, input_size, vividness, reference, last, hs,
                     evt: gr.SelectData, progress=gr.Progress()):
     """A click on one of the suggested colors: the selected hint takes it."""
@@ -838,6 +929,7 @@ def run_hint_swatch(photo, model_name, input_size, vividness, reference, last, h
 
 
 @user_errors
+@heavy
 def run_hint_color(photo, model_name, input_size, vividness, reference, last, hs, colour,
                    progress=gr.Progress()):
     """A color from the color picker for the selected hint (only its chroma is used)."""
@@ -868,6 +960,7 @@ def _edit_hints(photo, model_name, input_size, vividness, reference, last, hs, k
 
 
 @user_errors
+@heavy
 def run_hint_undo(photo, model_name, input_size, vividness, reference, last, hs, progress=gr.Progress()):
     """Remove the last hint placed and colorize again."""
     n = len(_hint_state(hs)["points"])
@@ -877,6 +970,7 @@ def run_hint_undo(photo, model_name, input_size, vividness, reference, last, hs,
 
 
 @user_errors
+@heavy
 def run_hint_clear(photo, model_name, input_size, vividness, reference, last, hs, progress=gr.Progress()):
     """Remove every hint and colorize again without them."""
     if not _hint_state(hs)["points"]:
@@ -906,6 +1000,7 @@ def _adopt_hints(last, hs) -> dict:
 
 
 @user_errors
+@heavy
 def run_suggest_colors(photo, model_name, x, y, hints="", input_size=INPUT_SIZE_DEFAULT,
                        progress=gr.Progress()):
     """The model's most likely colors at pixel (x, y) of the photo (full-resolution pixels, x to
@@ -1041,6 +1136,7 @@ def _seed(seed) -> tuple[int, bool]:
 
 
 @user_errors
+@heavy
 def run_variations(photo, model_name, n=VARIATIONS_DEFAULT, seed=0, hints="",
                    input_size=INPUT_SIZE_DEFAULT, vividness=1.0, progress=gr.Progress()):
     """n different plausible colorizations of one photo (optionally with hints, JSON as in
@@ -1051,7 +1147,8 @@ def run_variations(photo, model_name, n=VARIATIONS_DEFAULT, seed=0, hints="",
     count = _variation_count(n)
     seed_value, random_seed = _seed(seed)
     parse_hints(hints)
-    w = _prepare(photo, model_name, input_size, vividness, None, progress)
+    w = _prepare(photo, model_name, input_size, vividness, None, progress, outputs=count,
+                 what="variations", least=VARIATIONS_MIN)
     c = w.c
     if not c.predicts_distribution:
         raise gr.Error(f"model {c.name!r} predicts one color per pixel, not a distribution of "
@@ -1268,11 +1365,15 @@ def build_colorize_tab() -> tuple:
                                             elem_id="variations-files")
                         var_state = gr.State(None)  # this user's last variations
 
-            settings = [photo, model, input_size, vividness, reference]
+            request = [photo, model, input_size, vividness, reference]
             result = [download, slider, message, last]
             panel = [hint_image, hint_list, hints_json, swatches, hint_color, hint_x, hint_y,
                      suggest_json]
             private = dict(api_visibility="private")
+            # every event that colorizes or measures a full-resolution photo is in one queue group,
+            # so that at most COLORIZER_CONCURRENCY of them run at once whatever the endpoint
+            # (the Turing test's events are not in it and never wait behind them)
+            heavy = dict(concurrency_id=HEAVY_GROUP, concurrency_limit=settings().concurrency)
 
             def after_result(event, render=render_hint_panel):
                 """What follows a new result: metrics (color photos) and the hint view."""
@@ -1280,16 +1381,16 @@ def build_colorize_tab() -> tuple:
                               [metrics_box], show_progress="hidden", queue=False, **private)
                 event.success(_metrics_if_new, [last, measured],
                               [metrics_json, metrics_md, heatmap, measured], show_progress="minimal",
-                              **private)
+                              **heavy, **private)
                 event.success(render, [last, hint_state], panel, show_progress="hidden",
                               concurrency_limit=4, **private)
 
-            done = go.click(run_colorize, inputs=settings + [hint_state],
-                            outputs=result, api_name="colorize", concurrency_limit=2)
+            done = go.click(run_colorize, inputs=request + [hint_state],
+                            outputs=result, api_name="colorize", **heavy)
             done.success(lambda st: gr.update(visible=bool(st and st.get("color"))), [last],
                          [metrics_box], api_visibility="private", show_progress="hidden", queue=False)
             done.success(run_metrics, inputs=[last], outputs=[metrics_json, metrics_md, heatmap],
-                         api_name="metrics", show_progress="minimal")
+                         api_name="metrics", show_progress="minimal", **heavy)
             done.success(render_hint_panel, [last, hint_state], panel, show_progress="hidden",
                          concurrency_limit=4, **private)
             photo.change(lambda: (None, None, "", None, "", None, gr.update(visible=False), None,
@@ -1302,27 +1403,27 @@ def build_colorize_tab() -> tuple:
                          api_visibility="private", show_progress="hidden", queue=False)
 
             # color hints: every control colorizes again and redraws the hint view
-            edit = settings + [last, hint_state]
+            edit = request + [last, hint_state]
             edited = result + [hint_state]
-            after_result(hint_image.select(run_hint_click, edit, edited, concurrency_limit=2,
+            after_result(hint_image.select(run_hint_click, edit, edited, **heavy,
                                            show_progress="minimal", **private))
-            after_result(swatches.select(run_hint_swatch, edit, edited, concurrency_limit=2,
+            after_result(swatches.select(run_hint_swatch, edit, edited, **heavy,
                                          show_progress="minimal", **private))
             # dragging in the picker sends input events; a typed color arrives when it loses focus
             after_result(gr.on([hint_color.input, hint_color.blur], run_hint_color,
-                               edit + [hint_color], edited, concurrency_limit=2,
+                               edit + [hint_color], edited, **heavy,
                                trigger_mode="always_last", show_progress="minimal", **private),
                          render=_render_keep_picker)
-            after_result(undo.click(run_hint_undo, edit, edited, concurrency_limit=2, **private))
-            after_result(clear.click(run_hint_clear, edit, edited, concurrency_limit=2, **private))
+            after_result(undo.click(run_hint_undo, edit, edited, **heavy, **private))
+            after_result(clear.click(run_hint_clear, edit, edited, **heavy, **private))
             applied = apply_json.click(run_colorize_hints, inputs=[photo, model, hints_json, input_size,
                                                                    vividness, reference],
-                                       outputs=result, api_name="colorize_hints", concurrency_limit=2)
+                                       outputs=result, api_name="colorize_hints", **heavy)
             after_result(applied.success(_adopt_hints, [last, hint_state], [hint_state],
                                          show_progress="hidden", **private))
             suggest.click(run_suggest_colors, inputs=[photo, model, hint_x, hint_y, hints_json,
                                                       input_size],
-                          outputs=[suggest_json], api_name="suggest_colors", concurrency_limit=2)
+                          outputs=[suggest_json], api_name="suggest_colors", **heavy)
 
             # variations
             var_n.change(lambda n: gr.update(value=f"Show {int(n)} variations"), [var_n], [var_go],
@@ -1330,7 +1431,7 @@ def build_colorize_tab() -> tuple:
             var_go.click(run_variations, inputs=[photo, model, var_n, var_seed, hints_json, input_size,
                                                  vividness],
                          outputs=[var_gallery, var_message, var_files, var_state],
-                         api_name="variations", concurrency_limit=2)
+                         api_name="variations", **heavy)
             after_result(var_gallery.select(run_pick_variation, [var_state], result, **private))
 
         with gr.Tab("Compare models", id="compare"):
@@ -1351,7 +1452,7 @@ def build_colorize_tab() -> tuple:
                                            height=520, object_fit="contain", elem_id="compare-gallery")
                     c_table = gr.Markdown(label="timings")
             c_go.click(run_compare, inputs=[c_photo, c_models, c_size], outputs=[c_gallery, c_table],
-                       api_name="compare")
+                       api_name="compare", **heavy)
 
         with gr.Tab("Batch", id="batch"):
             with gr.Row(equal_height=False):
@@ -1373,7 +1474,7 @@ def build_colorize_tab() -> tuple:
                     b_zip = gr.File(label="Colorized PNGs (zip)", interactive=False)
                     b_summary = gr.Markdown(label="summary")
             b_go.click(run_batch, inputs=[b_files, b_model, b_size, b_vivid],
-                       outputs=[b_zip, b_summary], api_name="batch")
+                       outputs=[b_zip, b_summary], api_name="batch", **heavy)
 
     gr.api(api_models, api_name="models")
     return model, c_models, b_model
@@ -1387,11 +1488,7 @@ def refresh_on_load(demo: gr.Blocks, dropdowns) -> None:
 
 def upload_limit() -> str:
     """max_file_size for launch(): $COLORIZER_MAX_UPLOAD_MB megabytes, 100 MB by default."""
-    try:
-        mb = float(os.environ.get("COLORIZER_MAX_UPLOAD_MB", 100))
-    except ValueError:
-        mb = 100.0
-    return f"{max(1, int(mb))}mb"
+    return f"{max(1, int(settings().max_upload_mb))}mb"
 
 
 def describe_limits() -> str:

@@ -23,8 +23,8 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageError
+from .settings import settings
 
-MAX_MEGAPIXELS = 40.0  # default pixel limit of the app (a 12 MP photo is well inside it)
 MIN_SIDE = 8  # smaller images carry no usable structure for the network
 MAX_ASPECT = 100.0  # longest side / shortest side (a 360-degree panorama is about 10 to 20)
 MAX_FRAMES = 1000  # frames of an animation or pages of a TIFF; only the first is colorized
@@ -41,11 +41,7 @@ _READABLE = "PNG, JPEG, TIFF, WebP, BMP or GIF"
 
 def max_pixels_from_env() -> int:
     """The pixel limit: $COLORIZER_MAX_MEGAPIXELS (megapixels) or MAX_MEGAPIXELS."""
-    try:
-        mp = float(os.environ.get("COLORIZER_MAX_MEGAPIXELS", MAX_MEGAPIXELS))
-    except ValueError:
-        mp = MAX_MEGAPIXELS
-    return int(mp * 1_000_000)
+    return settings().max_pixels
 
 
 @dataclass
@@ -144,8 +140,37 @@ def inspect_image(source, name: str = "the image", max_pixels: int | None = None
         notes.append("transparency is not kept: the colorized PNG is opaque")
     if frames > 1:
         notes.append(f"animated {fmt}: the first of its {frames} frames is colorized")
+    if _ends_early(source, fmt):
+        notes.append(f"the file ends before its {fmt} end marker, so it may be cut short: what it "
+                     "holds was colorized, check the bottom of the result")
     return ImageInfo(width=w, height=h, format=fmt, mode=mode, frames=frames,
                      orientation=orientation, notes=notes)
+
+
+_TAIL = 64 * 1024  # JPEG writers may put a little data after the end marker
+
+
+def _ends_early(source, fmt: str) -> bool:
+    """True if a PNG has no IEND chunk or a JPEG no end-of-image marker near its end, or a WebP
+    is shorter than its RIFF header says: the file was cut (Pillow decodes what it can of it)."""
+    if fmt not in ("PNG", "JPEG", "WEBP"):
+        return False
+    try:
+        if isinstance(source, (bytes, bytearray)):
+            size, head, tail = len(source), bytes(source[:12]), bytes(source[-_TAIL:])
+        else:
+            with open(source, "rb") as f:
+                head = f.read(12)
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - _TAIL))
+                tail = f.read()
+    except OSError:
+        return False
+    if fmt == "PNG":
+        return b"IEND" not in tail[-1024:]
+    if fmt == "JPEG":
+        return b"\xff\xd9" not in tail
+    return head[:4] == b"RIFF" and int.from_bytes(head[4:8], "little") + 8 > size
 
 
 def _size(n: int) -> str:
@@ -248,6 +273,7 @@ class ZipImages:
                 got += len(chunk)
                 self.budget.used += len(chunk)
                 if got > limit:
+                    parts.clear()  # the error must not keep what was inflated alive
                     name = shown_name(info.filename)
                     if got > info.file_size:
                         raise ImageError(f"{name}: inflates to more than the {info.file_size:,} "
@@ -263,12 +289,16 @@ class ZipImages:
     def __iter__(self):
         with zipfile.ZipFile(self.path) as zf:
             for info, base in self.members:
+                # an error is handed on without its traceback, whose frames would hold the
+                # member's bytes for as long as the error is kept (it ends up in a report)
                 try:
-                    yield base, self._read(zf, info)
+                    data = self._read(zf, info)
                 except ImageError as exc:
-                    yield base, exc
+                    data = exc.with_traceback(None)
                 except Exception as exc:  # damaged member, unsupported compression, bad CRC
-                    yield base, ImageError(f"{shown_name(info.filename)}: cannot be unpacked ({exc})")
+                    data = ImageError(f"{shown_name(info.filename)}: cannot be unpacked ({exc})")
+                yield base, data
+                del data
 
 
 def shown_name(name, limit: int = NAME_MAX_CHARS) -> str:

@@ -13,6 +13,10 @@ must look at the photo and decide: --think-ms, uniform range; 0 for back-to-back
 participants are spread over --processes client processes (threads in each), so that the
 clients' own turns on Python's interpreter lock do not pass for server time.
 
+With --colorize-mp MP (and --app app.py, the whole app) --colorize-clients clients keep the
+Colorize tab busy meanwhile: each sends /colorize of a synthetic photo of MP megapixels again and
+again until the participants are done, to show that votes do not wait behind colorization work.
+
 Then it checks the database: every acknowledged vote is there exactly once, and there is no
 vote that was not acknowledged. It prints votes per second and the time from sending a vote to
 having the next image (the file downloaded), p50 / p95 / p99, the CPU time the server and the
@@ -109,6 +113,37 @@ def start_server(args, db_url: str, port: int, workdir: Path) -> subprocess.Pope
     raise SystemExit("the server did not start within 120 s")
 
 
+def synthetic_big_photo(path: Path, megapixels: float, seed: int = 0) -> Path:
+    """A gray 4:3 photo of about `megapixels` MP with texture (PNG)."""
+    import numpy as np
+    from PIL import Image
+    w = int((megapixels * 1e6 * 4 / 3) ** 0.5)
+    h = int(megapixels * 1e6 / w)
+    rng = np.random.default_rng(seed)
+    small = rng.integers(30, 220, (h // 8 + 1, w // 8 + 1), dtype=np.uint8)
+    img = Image.fromarray(small).resize((w, h), Image.BILINEAR)
+    img.save(path)
+    return path
+
+
+def colorize_loop(base: str, photo: Path, size: int, stop: threading.Event, out: dict,
+                  lock: threading.Lock):
+    """One client that colorizes `photo` again and again until `stop` is set."""
+    import gradio_client
+    try:
+        c = gradio_client.Client(base, verbose=False, ssl_verify=False)
+        while not stop.is_set():
+            t = time.perf_counter()
+            c.predict(gradio_client.handle_file(str(photo)), "default", size, 1.0, None,
+                      api_name="/colorize")
+            with lock:
+                out["colorize"].append(time.perf_counter() - t)
+        c.close()
+    except Exception as exc:
+        with lock:
+            out["errors"].append(f"colorize client: {exc!r}")
+
+
 def participant(job: dict, k: int, delay: float, seed: int, out: dict, lock: threading.Lock):
     """One simulated participant: its own gradio_client Client; turing_start, then the votes."""
     import gradio_client
@@ -192,6 +227,11 @@ def main(argv=None) -> int:
                     help="the simulated participants run at this lower CPU priority (nice), so "
                          "that on a small machine the server is not slowed by its own load "
                          "generator (real participants' browsers run elsewhere); 0: same priority")
+    ap.add_argument("--colorize-mp", type=float, default=0,
+                    help="meanwhile colorize a synthetic photo of this many megapixels again and "
+                         "again (needs --app app.py or a --url of the whole app)")
+    ap.add_argument("--colorize-clients", type=int, default=2, help="clients doing that (default 2)")
+    ap.add_argument("--colorize-size", type=int, default=512, help="their working resolution")
     ap.add_argument("--latency-csv", default=None,
                     help="write one row per vote (participant, seconds since the start, latency ms)")
     args = ap.parse_args(argv)
@@ -242,19 +282,36 @@ def main(argv=None) -> int:
     cpu0 = process_cpu_s(proc.pid) if proc is not None else None
     t_start = time.time()
     job["t0"] = t_start
+    busy = {"colorize": [], "errors": []}
+    stop_colorizing = threading.Event()
+    colorizers = []
+    big = synthetic_big_photo(tmp / "big.png", args.colorize_mp, args.seed) if args.colorize_mp > 0 else None
+
+    def start_colorizing():  # threads: only once the client processes are forked
+        blk = threading.Lock()
+        for _ in range(args.colorize_clients if big else 0):
+            t = threading.Thread(target=colorize_loop, daemon=True,
+                                 args=(base, big, args.colorize_size, stop_colorizing, busy, blk))
+            t.start()
+            colorizers.append(t)
     if n_proc == 1:
         _lower_priority(args.client_nice)  # the server was started before: it keeps its priority
+        start_colorizing()
         results = [run_participants(job, shares[0])]
     else:
         import multiprocessing as mp
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         with ctx.Pool(n_proc, initializer=_lower_priority, initargs=(args.client_nice,)) as pool:
+            start_colorizing()
             results = pool.starmap(run_participants, [(job, share) for share in shares])
     wall = time.time() - t_start
+    stop_colorizing.set()
+    for t in colorizers:
+        t.join(300)
     lat_vote = [x for r in results for x in r["lat_vote"]]
     lat_start = [x for r in results for x in r["lat_start"]]
     acked = [tuple(x) for r in results for x in r["acked"]]
-    errors = [x for r in results for x in r["errors"]]
+    errors = [x for r in results for x in r["errors"]] + busy["errors"]
     trace = [x for r in results for x in r["trace"]]
     client_cpu = sum(r["cpu_s"] for r in results)
 
@@ -305,6 +362,11 @@ def main(argv=None) -> int:
         print(f"CPU time during the run: server {server_cpu:.1f} s ({1000 * server_cpu / len(acked):.1f} ms "
               f"per vote, the starts included), simulated participants {client_cpu:.1f} s "
               f"({1000 * client_cpu / len(acked):.1f} ms per vote); this machine has {os.cpu_count()} cores")
+    if args.colorize_mp > 0:
+        cz = busy["colorize"]
+        print(f"meanwhile: {len(cz)} colorizations of a {args.colorize_mp:g} MP photo at "
+              f"{args.colorize_size} px by {args.colorize_clients} clients, median "
+              f"{statistics.median(cz) if cz else float('nan'):.1f} s each")
     sm = [x * 1000 for x in lat_start]
     print(f"start -> first image (ms): p50 {percentile(sm, 50):.0f}, p95 {percentile(sm, 95):.0f}")
     p95 = percentile(ms, 95)

@@ -215,3 +215,40 @@ def test_invalid_exif_orientation_is_not_called_upright():
         notes = inspect_image(buf.getvalue(), name="o.jpg").notes
         assert not any("turned upright" in n for n in notes)
         assert any(f"EXIF orientation ({value}) is not a valid one" in n for n in notes)
+
+
+def _encoded(fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(H.gray_photo(60, 80)).save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def test_a_file_cut_after_its_pixels_is_colorized_with_a_note_and_one_cut_inside_is_refused(tmp_path):
+    from colorizer.pipeline import load_image
+    cut_note = "ends before its"
+    png, jpeg = _encoded("PNG"), _encoded("JPEG", quality=90)
+    assert png.endswith(b"IEND\xaeB`\x82") and jpeg.endswith(b"\xff\xd9")
+    for whole in (png, jpeg):
+        assert not any(cut_note in n for n in inspect_image(whole).notes)
+    # without the 12-byte IEND chunk: every pixel is there, the end is not; colorized with the note
+    notes = inspect_image(png[:-12]).notes
+    assert any(cut_note in n and "PNG" in n for n in notes), notes
+    p = tmp_path / "cut.png"
+    p.write_bytes(png[:-12])
+    assert any(cut_note in n for n in inspect_image(p).notes)  # from a path too
+    assert load_image(p).shape[:2] == (60, 80)
+    # a JPEG without its end marker gets the note from its header; Pillow then refuses to decode it
+    assert any(cut_note in n and "JPEG" in n for n in inspect_image(jpeg[:-2]).notes)
+    p = tmp_path / "cut.jpg"
+    p.write_bytes(jpeg[:-2])
+    with pytest.raises(ImageError, match="damaged or truncated"):
+        load_image(p)
+    # cut inside the pixel data: refused
+    p = tmp_path / "half.png"
+    p.write_bytes(png[: len(png) // 2])
+    with pytest.raises(ImageError, match="damaged or truncated"):
+        load_image(p)
+    webp = _encoded("WEBP", quality=80)
+    assert not any(cut_note in n for n in inspect_image(webp).notes)
+    with pytest.raises(ImageError, match="damaged or truncated"):
+        inspect_image(webp[:-10])
