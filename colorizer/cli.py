@@ -1,6 +1,7 @@
 """Command line of the colorizer package.
 
-    python -m colorizer colorize INPUT... -o OUT_DIR [--model NAME]
+    python -m colorizer colorize INPUT... -o OUT_DIR [--model NAME] [--workers N]
+    python -m colorizer colorize-ray INPUT... -o OUTPUT [--address ray://...] [--workers N] [--format png|jpeg]
     python -m colorizer evaluate DIR... --model NAME [--json FILE] [--save DIR] [--hints K | --variations N]
     python -m colorizer train --data DIR... --arch ... --head ... --out weights/NAME.pt
     python -m colorizer bench
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from .errors import ColorizerError
@@ -26,58 +26,88 @@ def _err(msg: str) -> None:
 # --- colorize ------------------------------------------------------------------------------------
 
 def _output_names(files, out_dir: Path) -> list[Path]:
-    """OUT_DIR/<stem>.png, with a numeric suffix where two inputs share a stem."""
-    used, names = set(), []
-    for f in files:
-        name, k = f"{f.stem}.png", 1
-        while name in used:
-            k += 1
-            name = f"{f.stem}_{k}.png"
-        used.add(name)
-        names.append(out_dir / name)
-    return names
+    """OUT_DIR/<stem>.png, with a numeric suffix where two inputs share a stem (colorizer/batch.py)."""
+    from .batch import output_names
+    return output_names(files, out_dir)
+
+
+def _listing(inputs):
+    """The image files of the inputs, after a message for each input that does not exist; None
+    after a message when there is none."""
+    from .batch import find_photos
+    listing = find_photos(inputs)
+    for p in listing.missing:
+        _err(f"{p}: no such file or folder, skipped")
+    if not listing.files:
+        _err("no image files to colorize")
+        return None
+    return listing
+
+
+def _summary(outcome, name: str, out_dir: Path, names: bool = True) -> str:
+    """The closing line; names: list the photos skipped (else only their count)."""
+    failed = outcome.failed
+    line = f"colorized {outcome.done} of {outcome.total} photo(s) with {name} in {outcome.seconds:.1f} s -> {out_dir}"
+    if failed and names:
+        line += f"; {len(failed)} skipped: " + ", ".join(str(f) for f, _ in failed)
+    return line
 
 
 def cmd_colorize(args) -> int:
-    from PIL import Image
-    from tqdm import tqdm
-    from . import load_colorizer
-    from .train import IMAGE_EXTENSIONS
+    from .batch import check_model, colorize_parallel, colorize_serial
 
-    files, missing = [], []
-    for p in map(Path, args.inputs):
-        if p.is_dir():
-            files += [q for q in sorted(p.rglob("*")) if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS]
-        elif p.is_file():
-            files.append(p)
-        else:
-            missing.append(p)
-    for p in missing:
-        _err(f"{p}: no such file or folder, skipped")
-    if not files:
-        _err("no image files to colorize")
+    if args.workers < 1:
+        _err(f"--workers must be at least 1, not {args.workers}")
         return 2
-    c = load_colorizer(args.model, device=args.device, input_size=args.input_size)
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    failed = []
-    t0 = time.perf_counter()
-    bar = tqdm(list(zip(files, _output_names(files, out_dir))), unit="img", desc=f"colorize ({c.name})",
-               disable=args.quiet or None)
-    for src, dst in bar:
-        try:
-            rgb = c.colorize(src)
-        except ColorizerError as exc:
-            failed.append((src, str(exc)))
-            tqdm.write(f"skipped {src}: {exc}", file=sys.stderr)
-            continue
-        Image.fromarray(rgb).save(dst)
-    bar.close()
-    done = len(files) - len(failed)
-    dt = time.perf_counter() - t0
-    print(f"colorized {done} of {len(files)} photo(s) with {c.name} in {dt:.1f} s -> {out_dir}"
-          + (f"; {len(failed)} skipped: " + ", ".join(str(f) for f, _ in failed) if failed else ""))
-    return 1 if failed or missing else 0
+    listing = _listing(args.inputs)
+    if listing is None:
+        return 2
+    files, out_dir = listing.files, Path(args.output)
+    if args.workers == 1:
+        from . import load_colorizer
+        c = load_colorizer(args.model, device=args.device, input_size=args.input_size)
+        name = c.name
+        out_dir.mkdir(parents=True, exist_ok=True)
+        outcome = colorize_serial(c, list(zip(files, _output_names(files, out_dir))), quiet=args.quiet)
+    else:
+        name = check_model(args.model)  # a bad name or missing weights: the message, before any process
+        out_dir.mkdir(parents=True, exist_ok=True)
+        workers = min(args.workers, len(files))
+        outcome = colorize_parallel(list(zip(files, _output_names(files, out_dir))), workers, args.model,
+                                    device=args.device, input_size=args.input_size, quiet=args.quiet,
+                                    label=name)
+    print(_summary(outcome, name, out_dir))
+    if outcome.error:
+        _err(outcome.error)
+        return 2
+    return 1 if outcome.failed or listing.missing else 0
+
+
+def cmd_colorize_ray(args) -> int:
+    try:
+        import ray  # noqa: F401  (only to say how to install it when it is missing)
+    except ImportError:
+        _err("colorize-ray needs Ray: pip install -r requirements-scale.txt")
+        return 2
+    from .scale import RayJob, run_job
+    if args.workers < 1:
+        _err(f"--workers must be at least 1, not {args.workers}")
+        return 2
+    listing = _listing(args.inputs)
+    if listing is None:
+        return 2
+    job = RayJob(model=args.model, output=Path(args.output), kind=args.format, quality=args.quality,
+                 workers=args.workers, address=args.address, input_size=args.input_size, quiet=args.quiet)
+    report = run_job(listing.files, job)
+    if report.skipped_existing:
+        print(f"skipped {report.skipped_existing} photo(s) whose output is already in {job.output}")
+    print(_summary(report.outcome, report.model, job.output, names=False))
+    if report.outcome.failed:
+        print(f"{len(report.outcome.failed)} photo(s) not colorized: names and reasons in {report.manifest}")
+    if report.outcome.error:
+        _err(report.outcome.error)
+        return 2
+    return 1 if report.outcome.failed or listing.missing else 0
 
 
 # --- evaluate ------------------------------------------------------------------------------------
@@ -297,8 +327,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", default="default")
     c.add_argument("--input-size", type=int, default=None, help="working resolution (default: the model's)")
     c.add_argument("--device", default=None)
+    c.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="N processes on this machine, each with its share of the CPU threads (default 1)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_colorize)
+
+    cr = sub.add_parser("colorize-ray", help="colorize an archive with Ray Data: a pool of actors, a "
+                        "manifest of the photos that failed, reruns skip what is written "
+                        "(pip install -r requirements-scale.txt)")
+    cr.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    cr.add_argument("-o", "--output", required=True, metavar="OUTPUT")
+    cr.add_argument("--address", default=None, metavar="ray://HOST:PORT",
+                    help="a Ray cluster (default: start a local Ray with --workers CPUs)")
+    cr.add_argument("--model", default="default")
+    cr.add_argument("--input-size", type=int, default=None, help="working resolution (default: the model's)")
+    cr.add_argument("--format", choices=["png", "jpeg"], default="png")
+    cr.add_argument("--quality", type=int, default=90, metavar="Q", help="JPEG quality, 1 to 95 (default 90)")
+    cr.add_argument("--workers", type=int, default=2, metavar="N",
+                    help="actors, one CPU each, each loading the model once (default 2)")
+    cr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    cr.set_defaults(func=cmd_colorize_ray)
 
     e = sub.add_parser("evaluate", help="score a model on folders of color photos")
     e.add_argument("dirs", nargs="+", metavar="DIR")
