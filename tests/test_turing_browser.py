@@ -134,3 +134,63 @@ def test_admin_dashboard_in_browser(server, page):
     page.get_by_text("counted votes").first.wait_for()
     page.get_by_text("Excluded for failed attention checks").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "turing_admin.png"), full_page=True)
+
+
+def _launch(url: str, cache: Path, port: int):
+    from turing_test.ui import build_turing_tabs
+    with gr.Blocks() as demo:
+        with gr.Tabs():
+            build_turing_tabs(db_url=url, admin_token=ADMIN, demo_survey=False, stimulus_cache=cache)
+    demo.queue()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                ssr_mode=False)
+    return demo
+
+
+def test_the_same_browser_continues_after_a_restart_and_another_gets_nothing(tmp_path, tiny_checkpoint,
+                                                                            monkeypatch):
+    """An anonymous participant votes twice, the server is stopped and started again on the same
+    database: the same browser, pressing Start, continues at the third photo (the resume secret
+    is in its localStorage); a fresh browser starts a new participant."""
+    monkeypatch.setenv("COLORIZER_WEIGHTS_DIR", str(tiny_checkpoint.parent))
+    url = f"sqlite:///{tmp_path / 'turing.db'}"
+    build_pool(Store(url), make_photos(tmp_path / "photos", 8, size=(160, 120)), ["default"],
+               survey="again", size=96, practice=0, attention=0, seed=5,
+               settings=dict(max_trials=5, n_practice=0, n_attention=0, exposure_ms=0))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    demo = _launch(url, tmp_path / "cache", port)
+    try:
+        with chromium_page(width=1000) as pg:
+            pg.goto(base, wait_until="domcontentloaded")
+            pg.get_by_role("button", name="I agree, start").click()
+            pg.locator("#turing-stimulus img").first.wait_for()
+            pg.get_by_text("Photo 1 of 5").wait_for()
+            seen = [current_src(pg)]
+            pg.locator("#turing-real").click()
+            seen.append(wait_new_image(pg, seen[0]))
+            pg.get_by_text("Photo 2 of 5").wait_for()
+            pg.locator("#turing-fake").click()
+            wait_new_image(pg, seen[1])
+            pg.get_by_text("Photo 3 of 5").wait_for()
+            shown_before = Store(url).votes_frame()["stimulus"].tolist()
+            assert len(shown_before) == 2
+
+            demo.close()  # the server goes away (its Gradio sessions with it) ...
+            demo = _launch(url, tmp_path / "cache", port)  # ... and comes back
+            pg.goto(base, wait_until="domcontentloaded")
+            pg.get_by_role("button", name="I agree, start").click()
+            pg.get_by_text("Photo 3 of 5").wait_for()
+            pg.get_by_text("continue where you left off").wait_for()
+            pg.locator("#turing-real").click()
+            pg.get_by_text("Photo 4 of 5").wait_for()
+            votes = Store(url).votes_frame()
+            assert len(votes) == 3 and votes["participant"].nunique() == 1
+            assert votes["stimulus"].is_unique  # never a photo it had judged
+        with chromium_page(width=1000) as other:  # a fresh browser: a new participant
+            other.goto(base, wait_until="domcontentloaded")
+            other.get_by_role("button", name="I agree, start").click()
+            other.get_by_text("Photo 1 of 5").wait_for()
+        assert len(Store(url).participants_frame()) == 2
+    finally:
+        demo.close()

@@ -75,7 +75,7 @@ class Stimulus(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    image: Mapped[bytes] = deferred(mapped_column(LargeBinary))  # the encoded JPEG
+    image: Mapped[bytes] = deferred(mapped_column(LargeBinary))  # the encoded stimulus (pool.encode)
 
     survey: Mapped[Survey] = relationship(back_populates="stimuli")
 
@@ -95,6 +95,10 @@ class Participant(Base):
     n_trials: Mapped[int] = mapped_column(Integer, default=0)  # planned, practice included
     n_practice: Mapped[int] = mapped_column(Integer, default=0)  # the first n_trials are practice
     next_position: Mapped[int] = mapped_column(Integer, default=0)  # first assignment not voted
+    # sha256 of the resume secret kept in the participant's browser: resuming needs the secret,
+    # never the id alone (columns added after the first release are nullable: db.add_missing_columns)
+    resume_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)  # who started it
 
     __table_args__ = (UniqueConstraint("survey_id", "external_id", name="uq_participant_external"),)
 
@@ -123,7 +127,18 @@ class Vote(Base):
     assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), unique=True)
     answer_real: Mapped[bool] = mapped_column(Boolean)
     response_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the server's own time from handing out the image to receiving the vote
+    server_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     voted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     practice: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (UniqueConstraint("participant_id", "stimulus_id", name="uq_vote_participant_stimulus"),)
+
+
+class Secret(Base):
+    """Random keys of this database, made on first use (so that every process and every restart
+    sees the same): the salt of stored client addresses, the key of the browser-side state."""
+    __tablename__ = "secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))

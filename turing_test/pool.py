@@ -8,9 +8,15 @@ with Lanczos) the pool stores:
 - optionally an attention check: the real photo with its hue turned half-way round (a and b
   negated in Lab, saturation raised): obviously wrong colors, for which the right answer is
   "fake".
-All versions are encoded by the same function (JPEG, same quality and chroma subsampling, no
-EXIF, ICC or other metadata), and each gets a random id that is also its file name: nothing a
-participant can see tells real from colorized or names the model.
+All versions go through the same function (`encode`): a JPEG round trip at fixed quality, chroma
+subsampling and the standard Huffman tables (so that every version carries the same compression
+artifacts), stored as an uncompressed PNG without any metadata. The files of one pixel size are
+therefore byte for byte the same length, with the same header, and hold no tables whose size
+tracks the color detail (optimized JPEG tables did: their size alone told real from colorized
+with an AUC of 0.95). Participants are served a per-trial copy under a name derived from the
+trial's token, which exists only while that trial is the participant's current one
+(`StimulusFiles.show` / `hide`): nothing a participant can see tells real from colorized or
+names the model, and no image can be fetched before or after its trial.
 """
 from __future__ import annotations
 
@@ -18,9 +24,11 @@ import io
 import os
 import random
 import shutil
+import struct
 import tempfile
 import threading
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,12 +93,32 @@ def square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
 
 
 def encode(rgb: np.ndarray) -> bytes:
-    """The encoder every stimulus goes through: baseline JPEG, fixed quality and subsampling,
-    no metadata (no EXIF, ICC profile, comment or JFIF density taken from any source)."""
+    """The encoder every stimulus goes through: a baseline JPEG round trip (fixed quality and
+    subsampling, standard tables), then an uncompressed PNG of the decoded pixels with no
+    metadata. Its length depends only on the pixel size."""
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB").save(
-        buf, format="JPEG", quality=JPEG_QUALITY, subsampling=JPEG_SUBSAMPLING, optimize=True)
-    return buf.getvalue()
+        buf, format="JPEG", quality=JPEG_QUALITY, subsampling=JPEG_SUBSAMPLING, optimize=False)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    return stored_png(pixels)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def stored_png(rgb: np.ndarray) -> bytes:
+    """An 8-bit RGB PNG with no filtering (filter byte 0 on every row, where encoders choose a
+    filter per row from its content) and no compression (stored deflate blocks), and only the
+    IHDR, IDAT and IEND chunks: every byte outside the pixels is the same for one pixel size."""
+    h, w = rgb.shape[:2]
+    rows = np.zeros((h, 1 + 3 * w), dtype=np.uint8)
+    rows[:, 1:] = np.ascontiguousarray(rgb, dtype=np.uint8).reshape(h, 3 * w)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
+            + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 0)) + _chunk(b"IEND", b""))
 
 
 def mean_chroma(rgb: np.ndarray) -> float:
@@ -335,25 +363,68 @@ def ensure_demo_survey(store: Store, model: str | None = None) -> str:
 # --- files for serving -------------------------------------------------------------------------
 
 class StimulusFiles:
-    """Stimulus images as files named <random id>.jpg in a cache folder (Gradio serves files)."""
+    """Stimulus images as files for serving.
+
+    `store/` keeps one file per stimulus (from the database, written on first use); it is not
+    served. `shown/` is the folder Gradio serves: `show(stimulus_id, token)` puts a hard link (or
+    a copy) of the stimulus there under a name derived from the trial's token with a key of this
+    process, and `hide(token)` removes it once the trial is answered, so a stimulus's URL answers
+    only while its trial is current (404 before and after). `shown/` is emptied at start-up.
+    """
 
     def __init__(self, store: Store, folder=None):
         self.store = store
-        self.folder = Path(folder or os.environ.get("TURING_STIMULUS_CACHE")
-                           or Path(tempfile.gettempdir()) / "turing_stimuli")
+        self.root = Path(folder or os.environ.get("TURING_STIMULUS_CACHE")
+                         or Path(tempfile.gettempdir()) / "turing_stimuli")
+        self.stored = self.root / "store"
+        self.folder = self.root / "shown"  # the only folder served
+        self.stored.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._key = os.urandom(16)
         self._known: set[str] = set()
         self._lock = threading.Lock()
 
-    def path(self, stimulus_id: str) -> str:
-        p = self.folder / f"{stimulus_id}.jpg"
+    def _stored_path(self, stimulus_id: str) -> Path:
+        p = self.stored / f"{stimulus_id}.img"
         if stimulus_id in self._known:
-            return str(p)
+            return p
         if not p.exists():
             data = self.store.stimulus_image(stimulus_id)
-            tmp = self.folder / f".{stimulus_id}.{threading.get_ident()}.tmp"
+            tmp = self.stored / f".{stimulus_id}.{threading.get_ident()}.tmp"
             tmp.write_bytes(data)
             os.replace(tmp, p)
         with self._lock:
             self._known.add(stimulus_id)
-        return str(p)
+        return p
+
+    def _shown_path(self, token: str) -> Path:
+        import hashlib
+        import hmac
+        name = hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()[:32]
+        return self.folder / f"{name}.png"
+
+    def show(self, stimulus_id: str, token: str) -> str:
+        """The served file of this trial (made if it is not there yet)."""
+        dest = self._shown_path(token)
+        if not dest.exists():
+            src = self._stored_path(stimulus_id)
+            tmp = dest.with_name(f".{dest.stem}.{threading.get_ident()}.tmp")
+            try:
+                os.link(src, tmp)
+            except OSError:  # another file system, or no hard links: a copy
+                shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+        return str(dest)
+
+    def hide(self, token: str | None) -> None:
+        """The trial is over: its file goes (fetching its URL now gives 404)."""
+        if token:
+            try:
+                self._shown_path(token).unlink()
+            except FileNotFoundError:
+                pass
+
+    def path(self, stimulus_id: str) -> str:
+        """The stored (not served) file of a stimulus, for the admin's views and tests."""
+        return str(self._stored_path(stimulus_id))

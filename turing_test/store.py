@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import contextlib
 import random
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+import hashlib
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from . import db, survey
-from .models import (Assignment, Base, Participant, Stimulus, Survey, Vote, as_utc, new_id,
-                     utcnow)
+from .models import (Assignment, Base, Participant, Secret, Stimulus, Survey, Vote, as_utc,
+                     new_id, utcnow)
 from .survey import SurveyError
 
 VOTE_COLUMNS = ["participant", "stimulus", "source", "kind", "model", "answer_real",
                 "response_ms", "voted_at", "practice"]
 FAST_COMMIT_MS = 5.0  # see Store.writes_are_fast
+STARTS_PER_ADDRESS_PER_HOUR = 20  # new participants from one client address (0: no limit)
 SETTINGS = ("exposure_ms", "max_trials", "n_practice", "n_attention", "completion_code",
             "completion_url")
 
@@ -51,6 +54,7 @@ class TrialView:
     end_message: str = ""
     duplicate: bool = False  # the request repeated a vote already counted: nothing written
     resumed: bool = False
+    resume_secret: str | None = None  # from start(): what the participant's browser keeps
 
     @property
     def progress(self) -> str:
@@ -84,6 +88,9 @@ class Store:
         self.commit_ms = 0.0  # running mean duration of a commit (see writes_are_fast)
         if create:
             Base.metadata.create_all(self.engine)
+            db.add_missing_columns(self.engine, Base.metadata)
+        self.starts_per_hour = STARTS_PER_ADDRESS_PER_HOUR
+        self._secrets: dict[str, str] = {}
 
     def __repr__(self):
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -106,6 +113,27 @@ class Store:
         finally:
             if lock is not None:
                 lock.release()
+
+    def secret(self, name: str) -> str:
+        """A random key of this database (made on first use, the same for every process)."""
+        cached = self._secrets.get(name)
+        if cached:
+            return cached
+        with self.read() as s:
+            value = s.scalar(select(Secret.value).where(Secret.name == name))
+        if value is None:
+            try:
+                with self.write() as s:
+                    s.add(Secret(name=name, value=secrets.token_hex(32)))
+            except IntegrityError:  # another process made it first
+                pass
+            with self.read() as s:
+                value = s.scalar(select(Secret.value).where(Secret.name == name))
+        self._secrets[name] = value
+        return value
+
+    def salt(self) -> bytes:
+        return self.secret("address_salt").encode()
 
     def writes_are_fast(self, limit_ms: float = FAST_COMMIT_MS) -> bool:
         """SQLite, and its commits currently take under limit_ms on average: a short write can
@@ -237,22 +265,30 @@ class Store:
 
     def start(self, external_id: str | None = None, *, study_id: str | None = None,
               session_id: str | None = None, survey_name: str | None = None,
-              rng: random.Random | None = None) -> TrialView:
-        """A new participant of the active survey (or survey_name) with their planned trials, or,
-        for a participant id seen before in this survey, where they left off."""
+              rng: random.Random | None = None, resume_secret: str | None = None,
+              client: str | None = None) -> TrialView:
+        """A new participant of the active survey (or survey_name) with their planned trials, or
+        where a participant left off: resuming takes the resume secret that start() handed to
+        that participant's browser (view.resume_secret), never the participant id alone. A
+        participant id already taken in this survey without its secret is refused.
+
+        client: the client's address; at most `starts_per_hour` new participants per address and
+        hour (a salted hash of it is stored, never the address)."""
         ext = survey.clean_participant_id(external_id)
         study_id = survey.clean_participant_id(study_id, "study id")
         session_id = survey.clean_participant_id(session_id, "session id")
+        secret = survey.clean_resume_secret(resume_secret)
+        where = _address_hash(self, client)  # (outside the write: it may make the salt)
         for attempt in range(2):
             try:
-                return self._start(ext, study_id, session_id, survey_name, rng)
+                return self._start(ext, study_id, session_id, survey_name, rng, secret, where)
             except IntegrityError:
                 # the same participant id started twice at once (PostgreSQL): resume instead
                 if attempt or not ext:
                     raise
         raise AssertionError("unreachable")
 
-    def _start(self, ext, study_id, session_id, survey_name, rng) -> TrialView:
+    def _start(self, ext, study_id, session_id, survey_name, rng, secret, where) -> TrialView:
         now = utcnow()
         with self.write() as s:
             q = select(Survey)
@@ -261,13 +297,30 @@ class Store:
             if sv is None:
                 raise SurveyError(f"there is no survey named {survey_name!r}" if survey_name else
                                   "no survey is running at the moment: please come back later")
+            if secret:  # this browser has started before: continue there
+                p = s.scalar(select(Participant).where(
+                    Participant.survey_id == sv.id,
+                    Participant.resume_hash == _secret_hash(secret)).with_for_update())
+                if p is not None and (not ext or ext == p.external_id):
+                    view = self._view(s, sv, p, now=now, mark_shown=True)
+                    view.resumed, view.resume_secret = True, secret
+                    return view
             if ext:
                 p = s.scalar(select(Participant).where(Participant.survey_id == sv.id,
                                                        Participant.external_id == ext).with_for_update())
                 if p is not None:
-                    view = self._view(s, sv, p, now=now, mark_shown=True)
-                    view.resumed = True
-                    return view
+                    raise SurveyError("this participant id has already started the survey in "
+                                      "another browser: continue in that browser (it keeps your "
+                                      "place), or ask the researcher")
+            if where and self.starts_per_hour:
+                n = s.scalar(select(func.count(Participant.id)).where(
+                    Participant.survey_id == sv.id, Participant.client_address == where,
+                    Participant.started_at >= now - timedelta(hours=1)))
+                if n >= self.starts_per_hour:
+                    raise SurveyError(f"{n} sessions were started from your network in the last "
+                                      "hour, the most allowed: continue the one this browser "
+                                      "started, or come back later")
+            secret = new_secret()
             infos = [survey.StimulusInfo(id=i, source=src, kind=k, practice=pr)
                      for i, src, k, pr in s.execute(select(
                          Stimulus.id, Stimulus.source, Stimulus.kind, Stimulus.practice).where(
@@ -282,7 +335,8 @@ class Store:
             n_practice = sum(t.practice for t in plan)
             p = Participant(id=new_id(), survey_id=sv.id, external_id=ext, study_id=study_id,
                             session_id=session_id, started_at=now, n_trials=len(plan),
-                            n_practice=n_practice, next_position=0)
+                            n_practice=n_practice, next_position=0,
+                            resume_hash=_secret_hash(secret), client_address=where)
             s.add(p)
             s.flush()
             s.add_all([Assignment(participant_id=p.id, stimulus_id=t.stimulus_id, position=i,
@@ -290,7 +344,9 @@ class Store:
                                   shown_at=now if i == 0 else None)
                        for i, t in enumerate(plan)])
             s.flush()
-            return self._view(s, sv, p, now=now)
+            view = self._view(s, sv, p, now=now)
+            view.resume_secret = secret
+            return view
 
     def current(self, participant_id: str) -> TrialView:
         """Where a participant is now (nothing written)."""
@@ -304,10 +360,12 @@ class Store:
              client_ms=None, *, wait: bool = True) -> TrialView:
         """Record the answer to the participant's current image and return what comes next.
 
-        token: the trial token sent with the image (optional): a token already answered is a
-        repeated request and counts nothing; a token that is not this participant's current
-        image is refused. client_ms: the response time the browser measured (used when it is
-        plausible, else the server's time between handing out the image and the vote).
+        token: the trial token sent with the image (required: a vote without it is refused and
+        writes nothing); a token already answered is a repeated request and counts nothing; a
+        token that is not this participant's current image is refused. client_ms: the response
+        time the browser measured (kept as response_ms when it is plausible, else the server's
+        time); the server's own time between handing out the image and the vote is stored as
+        server_ms whatever the client says.
         wait=False (SQLite): raise :class:`WriterBusy` instead of waiting when another request
         of this process is writing (the caller can then wait somewhere else: a worker thread).
 
@@ -329,6 +387,8 @@ class Store:
             rows = {r.position: r for r in conn.execute(
                 q["assignments"], {"pid": p.id, "pos": pos, "pos1": pos + 1})}
             cur = rows.get(pos) if pos < p.n_trials else None
+            if not token and cur is not None:
+                raise SurveyError("a vote must name its trial: send the token that came with the image")
             if token and (cur is None or token != cur.token):
                 prev = conn.execute(q["by_token"], {"token": token}).first()
                 if prev is None or prev.participant_id != p.id:
@@ -353,7 +413,7 @@ class Store:
                 response_ms = int(round(c))
             conn.execute(q["insert_vote"], dict(
                 participant_id=p.id, stimulus_id=cur.stimulus_id, assignment_id=cur.id,
-                answer_real=answer_real, response_ms=response_ms, voted_at=now,
+                answer_real=answer_real, response_ms=response_ms, server_ms=server_ms, voted_at=now,
                 practice=bool(cur.practice)))
             done = pos + 1 >= p.n_trials
             conn.execute(q["advance"], {"pid": p.id, "pos1": pos + 1,
@@ -459,6 +519,22 @@ def _survey_dict(sv: Survey) -> dict:
     return dict(id=sv.id, name=sv.name, active=bool(sv.active), is_demo=bool(sv.is_demo),
                 image_size=sv.image_size, created_at=as_utc(sv.created_at),
                 **{k: getattr(sv, k) for k in SETTINGS})
+
+
+def new_secret() -> str:
+    return secrets.token_hex(24)
+
+
+def _secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _address_hash(store: "Store", client: str | None) -> str | None:
+    """A client address as stored: salted with the database's own key, so that the address itself
+    is never kept (a start limit only needs to know that two starts came from the same one)."""
+    if not client or client == "unknown":
+        return None
+    return hashlib.sha256(store.salt() + client.encode()).hexdigest()[:32]
 
 
 _VOTE_STATEMENTS: dict = {}

@@ -84,6 +84,15 @@ def clean_token(value) -> str | None:
     return value or None
 
 
+def clean_resume_secret(value) -> str | None:
+    """The resume secret a participant's browser keeps (48 hex characters), or None."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{32,64}", value.strip()):
+        raise SurveyError("invalid resume secret: start again without it")
+    return value.strip()
+
+
 def parse_url_params(query: str | None) -> dict:
     """'PROLIFIC_PID=..&STUDY_ID=..&SESSION_ID=..' (the page's query string) -> cleaned dict."""
     from urllib.parse import parse_qs

@@ -4,13 +4,19 @@
         build_turing_tabs()
 
 Public API (gradio_client, one Client per participant):
-- ``turing_start(participant_id="", url_params="")``: a new session (or, for a participant id
-  seen before, where it left off). Returns (image, progress, feedback, end_message, token,
-  exposure_ms): the first image as a file, or the end message.
-- ``turing_vote(answer, token="", rt_ms=None)``: answer "real" or "fake" for the current image
-  (token: the one returned with that image, so a repeated request never counts twice; rt_ms:
-  a client-measured response time). Returns the same tuple for the next image, or the end
-  message with the completion code once done.
+- ``turing_start(participant_id="", url_params="", resume_secret="", browser=None)``: a new
+  session, or, with the resume secret of an earlier one (`turing_secret`), where that one left
+  off. Returns (image, progress, feedback, end_message, token, exposure_ms): the first image as a
+  file, or the end message. A participant id that has started already is refused without its
+  secret (nobody can vote in another's name); new sessions are limited per client address.
+  `browser` is the page's own storage (the participant's browser keeps the secret there, so the
+  same browser continues after a restart of the server); API callers leave it out.
+- ``turing_secret()``: this session's resume secret.
+- ``turing_vote(answer, token, rt_ms=None)``: answer "real" or "fake" for the current image
+  (token: the one returned with that image, required: a vote that names no trial is refused;
+  a repeated request never counts twice; rt_ms: a client-measured response time, kept beside
+  the server's own). Returns the same tuple for the next image, or the end message with the
+  completion code once done. Each image's URL answers only while its trial is current.
 
 Admin events are private (not in the API docs, not callable by the Gradio clients) and, since a
 determined caller can still reach any event over HTTP, every admin handler checks the token
@@ -198,12 +204,19 @@ class _Turing:
         keep = gr.skip()
         cols = ([gr.update(visible=False), gr.update(visible=True), gr.update(visible=False)]
                 if layout else [keep, keep, keep])
-        return cols + [self.files.path(view.stimulus_id), view.progress, view.feedback, "",
-                       view.token, int(view.exposure_ms)]
+        return cols + [self.files.show(view.stimulus_id, view.token), view.progress, view.feedback,
+                       "", view.token, int(view.exposure_ms)]
 
-    def start(self, participant_id, url_params=""):
+    def start(self, participant_id, url_params="", resume_secret="", browser=None,
+              request: gr.Request = None):
         try:
             params = sv.parse_url_params(url_params)
+            secret = sv.clean_resume_secret(resume_secret) if resume_secret else None
+            if secret is None and isinstance(browser, dict):  # the page's storage: a stale or
+                try:  # damaged value is ignored, never an error
+                    secret = sv.clean_resume_secret(browser.get("secret"))
+                except SurveyError:
+                    secret = None
             pid = sv.clean_participant_id(participant_id) or params.get("PROLIFIC_PID")
             if self.demo_survey and self.store.active_survey() is None and not self.store.has_surveys():
                 try:  # the first visitor of an empty database waits for the demo survey
@@ -212,10 +225,12 @@ class _Turing:
                     self.demo_note = f"no demo survey: {exc}"
                     log.warning("turing test: %s", self.demo_note)
             view = self.store.start(pid, study_id=params.get("STUDY_ID"),
-                                    session_id=params.get("SESSION_ID"))
+                                    session_id=params.get("SESSION_ID"), resume_secret=secret,
+                                    client=_client_address(request))
         except SurveyError as exc:
-            raise gr.Error(str(exc)) from None
-        state = {"participant": view.participant_id, "survey": view.survey_id}
+            raise gr.Error(str(exc), print_exception=False) from None
+        state = {"participant": view.participant_id, "survey": view.survey_id,
+                 "secret": view.resume_secret}
         if view.resumed and not view.finished:
             view.feedback = "Welcome back: you continue where you left off."
         return [state] + self._outputs(view)
@@ -231,7 +246,7 @@ class _Turing:
             sv.parse_answer(answer)  # bad answers are refused before anything else
             if not isinstance(state, dict) or not state.get("participant"):
                 raise SurveyError("no session: press Start before voting")
-            args = (state["participant"], answer, token or None, rt_ms)
+            args = (state["participant"], answer, token if isinstance(token, str) else None, rt_ms)
             view = None
             if self.store.writes_are_fast():
                 try:
@@ -241,8 +256,23 @@ class _Turing:
             if view is None:
                 view = await anyio.to_thread.run_sync(self.store.vote, *args)
         except SurveyError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None
+        if not view.duplicate:
+            self.files.hide(args[2])  # the answered image's URL stops answering
         return self._serialized(self._outputs(view, layout=False))
+
+    @staticmethod
+    def secret_of(state=None) -> str:
+        if not isinstance(state, dict) or not state.get("secret"):
+            raise gr.Error("no session: press Start first", print_exception=False)
+        return state["secret"]
+
+    @staticmethod
+    def remember(state=None):
+        """What the participant's browser keeps (gr.BrowserState) to continue after a restart."""
+        if not isinstance(state, dict) or not state.get("secret"):
+            return gr.skip()
+        return {"survey": state.get("survey"), "secret": state["secret"]}
 
     def _serialized(self, values: list) -> list:
         """The vote's outputs as Gradio's postprocessing would send them, made here on the event
@@ -258,14 +288,23 @@ class _Turing:
             if value is None or isinstance(value, dict):  # nothing, or a layout update / skip
                 out.append(value)
             elif isinstance(comp, gr.Image):
-                payload = self._image_payloads.get(value)
-                if payload is None:
-                    data = comp.postprocess(value).model_dump()
-                    payload = processing_utils.move_files_to_cache(data, comp, postprocess=True)
-                    self._image_payloads[value] = payload
-                out.append(dict(payload))
+                out.append(self._image_payload(comp, value, processing_utils))
             else:
                 out.append(comp.postprocess(value))
+        return out
+
+    def _image_payload(self, comp, path: str, processing_utils) -> dict:
+        """The image's payload for the browser. Gradio's functions make the first one; the rest
+        are that one with the other file's path (each trial has a file of its own)."""
+        tpl = self._image_payloads.get("template")
+        if tpl is None:
+            data = comp.postprocess(path).model_dump()
+            payload = processing_utils.move_files_to_cache(data, comp, postprocess=True)
+            self._image_payloads["template"] = dict(payload, _path=path)
+            return payload
+        old = tpl["_path"]
+        out = {k: (v.replace(old, path) if isinstance(v, str) and old in v else v)
+               for k, v in tpl.items() if k != "_path"}
         return out
 
     # --- admin -------------------------------------------------------------------------------
@@ -513,11 +552,17 @@ def build_turing_tabs(db_url: str | None = None, admin_token: str | None = None,
 
     with gr.Tab("Turing test", id="turing-test"):
         state = gr.State(None)
+        # the resume secret, kept in the participant's browser (localStorage) under a key of this
+        # database, so that it is read back after a restart of the server
+        browser = gr.BrowserState(None, storage_key="turing_resume",
+                                  secret=t.store.secret("browser_state")[:32])
         with gr.Column(visible=True) as intro:
             gr.Markdown(INSTRUCTIONS)
             pid = gr.Textbox(label="Participant id (optional)", max_length=sv.MAX_ID_LEN,
                              placeholder="e.g. your Prolific id; leave empty to stay anonymous")
             url_params = gr.Textbox(value="", visible="hidden", label="url parameters")
+            resume_secret = gr.Textbox(value="", visible="hidden", label="resume secret")
+            secret_btn = gr.Button("secret", visible="hidden")
             start_btn = gr.Button("I agree, start", variant="primary")
         with gr.Column(visible=False) as trial:
             progress = gr.Markdown()
@@ -540,9 +585,12 @@ def build_turing_tabs(db_url: str | None = None, admin_token: str | None = None,
     t._out_components = outputs
     part = dict(concurrency_limit=PARTICIPANT_CONCURRENCY, concurrency_id="turing_participant",
                 show_progress="hidden")
-    start_btn.click(t.start, [pid, url_params], [state] + outputs, api_name="turing_start",
-                    **{**part, "show_progress": "minimal"}).success(
-        None, [exposure, image], None, js=SHOW_JS, api_name="turing_show_start")
+    started = start_btn.click(t.start, [pid, url_params, resume_secret, browser], [state] + outputs,
+                              api_name="turing_start", **{**part, "show_progress": "minimal"})
+    started.success(None, [exposure, image], None, js=SHOW_JS, api_name="turing_show_start")
+    started.success(t.remember, [state], [browser], api_visibility="private", queue=False,
+                    show_progress="hidden")
+    secret_btn.click(t.secret_of, [state], [resume_secret], api_name="turing_secret", **part)
     # the vote checks its raw inputs itself and sends its outputs ready-made (_Turing._serialized)
     vote = dict(part, preprocess=False, postprocess=False)
     real_btn.click(t.vote, [answer, token, rt, state], outputs, js=_vote_js("real"),

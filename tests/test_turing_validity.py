@@ -1,0 +1,138 @@
+"""Survey validity without a server: stimulus files that tell nothing, votes that must name
+their trial and carry the server's own time, sessions that resume only with their secret, and
+a start limit per client address (turing_test/pool.py, leak.py, store.py)."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from turing_helpers import make_photos
+from turing_test import leak, pool
+from turing_test.store import Store
+from turing_test.survey import SurveyError
+
+
+def _old_encode(rgb) -> bytes:
+    """The encoder before this change: optimized Huffman tables, whose size tracks color detail."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB").save(
+        buf, format="JPEG", quality=90, subsampling=2, optimize=True)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def survey_store(tiny_weights_dir, tmp_path):
+    st = Store(f"sqlite:///{tmp_path / 't.db'}")
+    pool.build_pool(st, make_photos(tmp_path / "p", 16), ["default"], survey="s", size=64,
+                    practice=0, attention=2, settings=dict(max_trials=8, n_practice=0, n_attention=1))
+    st.set_active("s")
+    return st
+
+
+def test_stimulus_files_do_not_tell_real_from_colorized(survey_store):
+    st = survey_store
+    df = st.stimuli_frame("s")
+    blobs = st.stimulus_images(df["stimulus"])
+    real = [blobs[s] for s in df.loc[df["kind"] == "real", "stimulus"]]
+    fake = [blobs[s] for s in df.loc[df["kind"] != "real", "stimulus"]]
+    feature, auc = leak.leak_auc(real, fake)
+    assert auc <= 0.6, (feature, auc)
+    assert len({len(b) for b in real + fake}) == 1  # one length for every stimulus
+    # the same pixels through the old encoder: the classifier finds the tell
+    pixels = lambda b: np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))  # noqa: E731
+    old_feature, old_auc = leak.leak_auc([_old_encode(pixels(b)) for b in real],
+                                         [_old_encode(pixels(b)) for b in fake])
+    print(f"leak AUC: new encoder {auc:.2f} ({feature}), old encoder {old_auc:.2f} ({old_feature})")
+    assert old_auc > 0.75
+
+
+def test_auc_and_features_on_known_cases():
+    assert leak.auc([3, 4], [1, 2]) == 1.0 and leak.auc([1], [1]) == 0.5
+    assert leak.auc([1, 3], [2, 2]) == 0.5
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, "PNG", compress_level=0)
+    f = leak.file_features(png.getvalue())
+    assert f["png_IHDR_0"] == 13 and f["size"] == len(png.getvalue())
+    jpg = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(jpg, "JPEG")
+    assert any(k.startswith("jpeg_c4") for k in leak.file_features(jpg.getvalue()))  # the DHTs
+
+
+def test_a_vote_must_name_its_trial_and_records_the_servers_time(survey_store):
+    st = survey_store
+    view = st.start()
+    with pytest.raises(SurveyError, match="must name its trial"):
+        st.vote(view.participant_id, "real")
+    with pytest.raises(SurveyError, match="must name its trial"):
+        st.vote(view.participant_id, "real", "")
+    assert len(st.votes_frame()) == 0  # nothing written
+    nxt = st.vote(view.participant_id, "real", view.token, client_ms=1)
+    assert nxt.position == 1
+    votes = st.votes_frame()
+    assert len(votes) == 1
+    with st.read() as s:
+        from sqlalchemy import select
+        from turing_test.models import Vote
+        server_ms, response_ms = s.execute(select(Vote.server_ms, Vote.response_ms)).one()
+    assert server_ms is not None and 0 <= server_ms < 5000
+    assert response_ms == 1  # the client's claim is kept as such, beside the server's own time
+
+
+def test_resuming_needs_the_secret_not_the_id(survey_store):
+    st = survey_store
+    first = st.start("probeA")
+    assert first.resume_secret and len(first.resume_secret) == 48
+    after = st.vote(first.participant_id, "real", first.token)
+    # someone else who knows only the id gets nothing
+    with pytest.raises(SurveyError, match="already started the survey in another browser"):
+        st.start("probeA")
+    with pytest.raises(SurveyError, match="already started"):
+        st.start("probeA", resume_secret="0" * 48)
+    # the participant's own browser continues where it left off
+    back = st.start("probeA", resume_secret=first.resume_secret)
+    assert back.resumed and back.participant_id == first.participant_id
+    assert back.position == after.position == 1 and back.stimulus_id == after.stimulus_id
+    # an anonymous participant resumes with the secret alone
+    anon = st.start()
+    again = st.start(resume_secret=anon.resume_secret)
+    assert again.participant_id == anon.participant_id and again.resumed
+    with pytest.raises(SurveyError, match="invalid resume secret"):
+        st.start(resume_secret="not hex!")
+
+
+def test_new_sessions_are_limited_per_client_address(survey_store):
+    st = survey_store
+    st.starts_per_hour = 3
+    for _ in range(3):
+        st.start(client="10.0.0.7")
+    with pytest.raises(SurveyError, match="3 sessions were started from your network"):
+        st.start(client="10.0.0.7")
+    st.start(client="10.0.0.8")  # another address is not affected
+    st.start()  # nor a caller with no address (a script of the researcher's)
+    from sqlalchemy import select
+    from turing_test.models import Participant
+    with st.read() as s:
+        stored = set(s.scalars(select(Participant.client_address)))
+    assert "10.0.0.7" not in stored and len(stored - {None}) == 2  # hashed, never the address
+
+
+def test_an_older_database_gains_the_new_columns(tmp_path):
+    import sqlite3
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.executescript("""
+        CREATE TABLE votes (id INTEGER PRIMARY KEY, participant_id VARCHAR(32), stimulus_id VARCHAR(32),
+            assignment_id INTEGER, answer_real BOOLEAN, response_ms INTEGER, voted_at DATETIME,
+            practice BOOLEAN);
+        INSERT INTO votes (participant_id, stimulus_id, assignment_id, answer_real, response_ms,
+            practice) VALUES ('p', 's', 1, 1, 900, 0);
+    """)
+    con.close()
+    Store(f"sqlite:///{path}")
+    con = sqlite3.connect(path)
+    cols = [r[1] for r in con.execute("PRAGMA table_info(votes)")]
+    assert "server_ms" in cols
+    assert con.execute("SELECT response_ms, server_ms FROM votes").fetchall() == [(900, None)]
