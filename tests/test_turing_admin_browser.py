@@ -236,14 +236,18 @@ def test_build_pool_from_zip_in_the_browser(server, page, tmp_path):
     assert st.survey_names() == ["earlier", "holiday"]
     assert st.active_survey()["name"] == "holiday" and not st.get_survey("earlier")["active"]
     assert st.get_survey("holiday")["image_size"] == 128
-    df = st.stimuli_frame("holiday")
+    everything = st.stimuli_frame("holiday")
+    df = everything[everything["repeat_of"].isna()]  # the twins of a repeated photo apart
+    twins = everything[everything["repeat_of"].notna()]
     assert sorted(df["source"].unique()) == sorted(names)
     for src, g in df.groupby("source"):
         kinds = g["kind"].value_counts().to_dict()
         assert kinds.get("real") == 1 and kinds.get("generated") == 1, (src, kinds)
         assert set(g.loc[g["kind"] == "generated", "model"]) == {MODEL}
     assert (df["kind"] == "attention").sum() == 1 and len(df) == 11
-    assert df["stimulus"].str.fullmatch(r"[0-9a-f]{16}").all()
+    # one photo (a tenth, at least one) gets a twin of its real and its colorized version
+    assert len(twins) == 2 and set(twins["repeat_of"]) <= set(df["stimulus"])
+    assert everything["stimulus"].str.fullmatch(r"[0-9a-f]{16}").all()
     blobs = st.stimulus_images(df["stimulus"])
     for sid in df["stimulus"]:
         im = Image.open(io.BytesIO(blobs[sid]))

@@ -20,7 +20,7 @@ def test_kill9_keeps_every_acknowledged_vote(tmp_path, tiny_weights_dir):
     url = f"sqlite:///{tmp_path / 'turing.db'}"
     st = Store(url)
     build_pool(st, make_photos(tmp_path / "photos", 24), ["default"], survey="k9", size=64,
-               practice=0, attention=0, seed=2,
+               practice=0, attention=0, repeats=0, seed=2,
                settings=dict(max_trials=20, n_practice=0, n_attention=0))
     env = {"TURING_ADMIN_TOKEN": "", "TURING_STIMULUS_CACHE": str(tmp_path / "cache")}
     port = free_port()

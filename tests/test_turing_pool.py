@@ -37,11 +37,11 @@ def photos(tmp_path):
 def test_build_pool_identical_processing(tiny_weights_dir, photos, tmp_path):
     st = Store(f"sqlite:///{tmp_path / 't.db'}")
     rep = pool.build_pool(st, photos, ["default"], survey="s1", size=64, practice=1,
-                          attention=2, seed=3)
+                          attention=2, repeats=0, seed=3)
     skipped = dict(rep.skipped)
     assert "gray" in skipped["gray.png"] and "broken.jpg" in skipped
     assert len(rep.sources) == 7 and len(rep.practice_sources) == 1
-    assert rep.counts == {"real": 7, "generated": 7, "attention": 2}
+    assert rep.counts == {"real": 7, "generated": 7, "attention": 2, "repeats": 0}
 
     df = st.stimuli_frame("s1")
     assert len(df) == 16
@@ -115,10 +115,11 @@ def test_build_pool_all_models(tiny_weights_dir, photos, tmp_path):
 
 def test_extend_pool_skips_known_sources(tiny_weights_dir, photos, tmp_path):
     st = Store(f"sqlite:///{tmp_path / 't.db'}")
-    pool.build_pool(st, photos, ["default"], survey="s", size=64, practice=0, attention=0)
+    pool.build_pool(st, photos, ["default"], survey="s", size=64, practice=0, attention=0, repeats=0)
     n = len(st.stimuli_frame("s"))
     make_photos(photos, 8, seed=5)  # 2 new names (photo_006, photo_007), the rest known
-    rep = pool.build_pool(st, photos, ["default"], survey="s", size=64, practice=0, attention=0)
+    rep = pool.build_pool(st, photos, ["default"], survey="s", size=64, practice=0, attention=0,
+                          repeats=0)
     assert sorted(rep.sources) == ["photo_006.png", "photo_007.png"]
     assert len(st.stimuli_frame("s")) == n + 4
     with pytest.raises(SurveyError, match="64 px"):
@@ -228,6 +229,8 @@ def test_cli_build_pool_and_export(tiny_weights_dir, tmp_path, monkeypatch):
     st = Store(url)
     assert st.active_survey()["max_trials"] == 4
     v = st.start("x")
+    planned = v.n_trials  # 1 practice + 4 counted (+ a repeat if one of its photos has a twin)
+    assert planned in (5, 6)
     while not v.finished:
         v = st.vote(v.participant_id, "real", v.token)
     out = tmp_path / "out" / "votes.csv"
@@ -235,10 +238,12 @@ def test_cli_build_pool_and_export(tiny_weights_dir, tmp_path, monkeypatch):
     assert r.returncode == 0, r.stderr
     import pandas as pd
     df = pd.read_csv(out)
-    assert list(df.columns) == turing_test.VOTE_COLUMNS and len(df) == 5
+    # the votes, then their flags under the survey's exclusion rules
+    assert list(df.columns) == turing_test.VOTE_COLUMNS + ["fast", "excluded_participant",
+                                                           "exclusion_reason"] and len(df) == planned
     assert (tmp_path / "agg" / "models.csv").exists()
     r = run_cli("surveys", env=env)
-    assert "* cli_survey: 6 photos" in r.stdout and "5 votes" in r.stdout
+    assert "* cli_survey: 6 photos" in r.stdout and f"{planned} votes" in r.stdout
     r = run_cli("results", env=env)
     assert r.returncode == 0 and "fooling rate" in r.stdout
     # errors: a clear message, exit status 2, nothing written

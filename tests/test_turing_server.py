@@ -27,7 +27,7 @@ def server(tmp_path_factory, tiny_checkpoint):
         url = f"sqlite:///{tmp / 'turing.db'}"
         st = Store(url)
         build_pool(st, make_photos(tmp / "photos", 14), ["default"], survey="srv", size=64,
-                   practice=2, attention=2, seed=1,
+                   practice=2, attention=2, repeats=0, seed=1,
                    settings=dict(max_trials=6, n_practice=2, n_attention=1, completion_code="CODE77"))
         from turing_test.ui import build_turing_tabs
         with gr.Blocks() as demo:
@@ -213,7 +213,7 @@ ADMIN_EVENTS = {  # api_name -> inputs (besides the token), for raw calls
     "turing_admin_refresh": [None],
     "turing_admin_tick": [None],
     "turing_admin_export": [None],
-    "turing_admin_settings": [None, 0, 3, 0, 0, "HACKED", "", True],
+    "turing_admin_settings": [None, 0, 3, 0, 0, "HACKED", "", True, 0, "{}"],
     "turing_admin_build_pool": [None, "evil", ["lite0-scene"], 64, 0, 0, True],
     "turing_admin_auto": [True],
     "turing_admin_choose": [None],

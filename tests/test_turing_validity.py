@@ -136,3 +136,53 @@ def test_an_older_database_gains_the_new_columns(tmp_path):
     cols = [r[1] for r in con.execute("PRAGMA table_info(votes)")]
     assert "server_ms" in cols
     assert con.execute("SELECT response_ms, server_ms FROM votes").fetchall() == [(900, None)]
+
+
+def test_repeats_come_later_as_twins_and_catch_inconsistent_answers(tiny_weights_dir, tmp_path):
+    from turing_test import stats
+    from turing_test.survey import REPEAT_GAP
+    st = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    rep = pool.build_pool(st, make_photos(tmp_path / "p", 12), ["default"], survey="r", size=64,
+                          practice=0, attention=1, repeats=4, seed=1,
+                          settings=dict(max_trials=8, n_practice=0, n_attention=1, n_repeats=2))
+    assert rep.counts["repeats"] == 8  # 4 sources x (real + colorized)
+    frame = st.stimuli_frame("r")
+    blobs = st.stimulus_images(frame["stimulus"])
+    with st.read() as s:
+        from sqlalchemy import select
+        from turing_test.models import Stimulus
+        twins = dict(s.execute(select(Stimulus.id, Stimulus.twin_of).where(Stimulus.twin_of.is_not(None))).all())
+    assert all(blobs[t] == blobs[o] for t, o in twins.items())  # the same image, another id
+    info = next(s for s in st.list_surveys() if s["name"] == "r")
+    assert info["stimuli"] == {"real": 12, "generated": 12, "attention": 1, "repeats": 8}
+
+    # participants: each repeat comes at least REPEAT_GAP trials after its first showing; one
+    # answers every photo the same way twice, the other answers the repeats the other way round
+    answers = {}
+    for name, flip in (("steady", False), ("careless", True)):
+        v = st.start(name)
+        shown = []
+        while not v.finished:
+            sid = v.stimulus_id
+            shown.append(sid)
+            first = twins.get(sid)
+            a = answers.setdefault((name, first or sid), (len(shown) % 3 == 0))
+            if first and flip:
+                a = not a
+            v = st.vote(v.participant_id, "real" if a else "fake", v.token)
+        assert len(shown) == 8 + 2  # the repeats come on top of the counted trials
+        for i, sid in enumerate(shown):
+            if sid in twins:
+                assert twins[sid] in shown[:i - REPEAT_GAP + 1], "a repeat before or too soon after its photo"
+    votes = st.votes_frame("r")
+    assert votes["repeat_of"].notna().sum() == 4
+    rules = stats.ExclusionRules(max_inconsistent_repeats=1, exclude_constant=False,
+                                 exclude_alternating=False, exclude_fast_median=False)
+    ex = stats.exclusion_table(votes, rules).set_index("participant")
+    pid = {r.external_id: r.participant for r in st.participants_frame("r").itertuples()}
+    assert ex.loc[pid["steady"], "inconsistent_repeats"] == 0 and not ex.loc[pid["steady"], "excluded"]
+    assert ex.loc[pid["careless"], "inconsistent_repeats"] == 2 and ex.loc[pid["careless"], "excluded"]
+    assert "repeat" in ex.loc[pid["careless"], "reasons"]
+    # the repeats never count in the fooling rates
+    plain = stats.model_table(votes[votes["repeat_of"].isna()], rules=rules)
+    assert stats.model_table(votes, rules=rules)["votes"].sum() <= plain["votes"].sum()

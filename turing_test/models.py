@@ -56,9 +56,14 @@ class Survey(Base):
     max_trials: Mapped[int] = mapped_column(Integer, default=20)  # counted trials per participant
     n_practice: Mapped[int] = mapped_column(Integer, default=2)
     n_attention: Mapped[int] = mapped_column(Integer, default=2)  # attention checks per participant
+    # repeats of an earlier photo per participant (consistency checks; None: a survey made before)
+    n_repeats: Mapped[int | None] = mapped_column(Integer, nullable=True, default=2)
     completion_code: Mapped[str] = mapped_column(String(64), default=new_completion_code)
     completion_url: Mapped[str] = mapped_column(String(500), default="")
     notes: Mapped[str] = mapped_column(Text, default="")
+    # the exclusion rules applied in the results (JSON of turing_test.stats.ExclusionRules;
+    # None: the defaults)
+    exclusion_rules: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     stimuli: Mapped[list["Stimulus"]] = relationship(back_populates="survey")
 
@@ -72,6 +77,9 @@ class Stimulus(Base):
     kind: Mapped[str] = mapped_column(String(16))  # real | generated | attention
     model: Mapped[str | None] = mapped_column(String(100), nullable=True)  # generated only
     practice: Mapped[bool] = mapped_column(Boolean, default=False)
+    # a repeat: the same image as stimulus `twin_of`, shown later to the participant who saw that
+    # one, to check that they answer it the same way (its votes never count in the fooling rates)
+    twin_of: Mapped[str | None] = mapped_column(String(32), nullable=True)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -174,7 +174,8 @@ def _check_name(name) -> str:
 
 
 def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
-               practice: int = 2, attention: int | None = None, activate: bool = True,
+               practice: int = 2, attention: int | None = None, repeats: int | None = None,
+               activate: bool = True,
                is_demo: bool = False, settings: dict | None = None, seed: int | None = None,
                progress=None, only_if_no_survey: bool = False) -> PoolReport:
     """Build (or extend) a survey's pool from photos (a folder, or a list of files).
@@ -183,6 +184,9 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
     practice: how many source photos to keep for the practice trials (at most a fifth of them).
     attention: how many source photos also get an attention-check version (default: a tenth,
     at least 2 when there are 10 photos or more, else 1).
+    repeats: how many source photos get a twin of each of their versions (the same image under
+    another id: a participant who saw one may see it again as a consistency check; default as
+    many as attention).
     Everything is computed first and written in one transaction: a failure writes nothing.
     progress: optional callable(fraction, text).
     """
@@ -253,12 +257,16 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
     if attention is None:
         attention = max(2 if len(main_idx) >= 10 else 1, len(main_idx) // 10)
     attention_idx = set(main_idx[:max(0, min(int(attention), len(main_idx)))])
+    if repeats is None:
+        repeats = max(2 if len(main_idx) >= 10 else 1, len(main_idx) // 10)
+    repeat_idx = set(main_idx[::-1][:max(0, min(int(repeats), len(main_idx)))])
 
     stimuli: list[NewStimulus] = []
     total = len(reals) * len(loaded)
     done = 0
     for i, (src, rgb) in enumerate(reals):
         is_practice = i in practice_idx
+        first = len(stimuli)
         stimuli.append(NewStimulus(source=src, kind="real", image=encode(rgb), width=size,
                                    height=size, practice=is_practice))
         for model_name, c in loaded:
@@ -271,6 +279,10 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
                                        image=encode(to_rgb8(out)), width=size, height=size,
                                        practice=is_practice))
             done += 1
+        if i in repeat_idx:
+            stimuli += [NewStimulus(source=v.source, kind=v.kind, model=v.model, image=v.image,
+                                    width=v.width, height=v.height, twin_of=v.id)
+                        for v in stimuli[first:]]
         if i in attention_idx:
             stimuli.append(NewStimulus(source=src, kind="attention",
                                        image=encode(attention_version(rgb)), width=size,
@@ -285,7 +297,8 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
     if saved is None:
         return None
     for k in ("real", "generated", "attention"):
-        report.counts[k] = sum(s.kind == k for s in stimuli)
+        report.counts[k] = sum(s.kind == k and not s.twin_of for s in stimuli)
+    report.counts["repeats"] = sum(bool(s.twin_of) for s in stimuli)
     return report
 
 

@@ -14,23 +14,22 @@ import threading
 import time
 from dataclasses import dataclass, field
 import hashlib
+import json
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from . import db, survey
+from . import VOTE_COLUMNS, db, survey
 from .models import (Assignment, Base, Participant, Secret, Stimulus, Survey, Vote, as_utc,
                      new_id, utcnow)
 from .survey import SurveyError
 
-VOTE_COLUMNS = ["participant", "stimulus", "source", "kind", "model", "answer_real",
-                "response_ms", "voted_at", "practice"]
 FAST_COMMIT_MS = 5.0  # see Store.writes_are_fast
 STARTS_PER_ADDRESS_PER_HOUR = 20  # new participants from one client address (0: no limit)
 SETTINGS = ("exposure_ms", "max_trials", "n_practice", "n_attention", "completion_code",
-            "completion_url")
+            "completion_url", "n_repeats")
 
 
 class WriterBusy(Exception):
@@ -73,6 +72,7 @@ class NewStimulus:
     model: str | None = None
     practice: bool = False
     id: str = field(default_factory=new_id)
+    twin_of: str | None = None  # a repeat of that stimulus (same image)
 
 
 class Store:
@@ -171,8 +171,10 @@ class Store:
             for sv in s.scalars(select(Survey).order_by(Survey.created_at, Survey.id)):
                 d = _survey_dict(sv)
                 kinds = dict(s.execute(select(Stimulus.kind, func.count()).where(
-                    Stimulus.survey_id == sv.id).group_by(Stimulus.kind)).all())
+                    Stimulus.survey_id == sv.id, Stimulus.twin_of.is_(None)).group_by(Stimulus.kind)).all())
                 d["stimuli"] = {k: int(kinds.get(k, 0)) for k in ("real", "generated", "attention")}
+                d["stimuli"]["repeats"] = int(s.scalar(select(func.count(Stimulus.id)).where(
+                    Stimulus.survey_id == sv.id, Stimulus.twin_of.is_not(None))) or 0)
                 d["sources"] = int(s.scalar(select(func.count(func.distinct(Stimulus.source))).where(
                     Stimulus.survey_id == sv.id)) or 0)
                 d["participants"] = int(s.scalar(select(func.count(Participant.id)).where(
@@ -209,7 +211,7 @@ class Store:
                     raise SurveyError(f"unknown stimulus kind {st.kind!r}")
                 s.add(Stimulus(id=st.id, survey_id=sv.id, source=st.source[:255], kind=st.kind,
                                model=st.model, practice=st.practice, width=st.width,
-                               height=st.height, image=st.image))
+                               height=st.height, image=st.image, twin_of=st.twin_of))
             if activate:
                 s.execute(update(Survey).where(Survey.id != sv.id).values(active=False))
                 sv.active = True
@@ -228,14 +230,19 @@ class Store:
             s.execute(update(Survey).where(Survey.id != sv.id).values(active=False))
             sv.active = True
 
-    def update_settings(self, name: str, *, active: bool | None = None, **settings) -> dict:
-        clean = survey.check_settings(**settings)
+    def update_settings(self, name: str, *, active: bool | None = None,
+                        exclusion_rules: dict | None = None, **settings) -> dict:
+        """Change a survey's settings (checked by survey.check_settings); exclusion_rules: the
+        dict of turing_test.stats.ExclusionRules (checked by the caller), None leaves them."""
+        clean = survey.check_settings(**settings) if settings else {}
         with self.write() as s:
             sv = s.scalar(select(Survey).where(Survey.name == name))
             if sv is None:
                 raise SurveyError(f"there is no survey named {name!r}")
             for k, v in clean.items():
                 setattr(sv, k, v)
+            if exclusion_rules is not None:
+                sv.exclusion_rules = json.dumps(exclusion_rules, sort_keys=True)
             if active is True:
                 s.execute(update(Survey).where(Survey.id != sv.id).values(active=False))
                 sv.active = True
@@ -321,17 +328,18 @@ class Store:
                                       "hour, the most allowed: continue the one this browser "
                                       "started, or come back later")
             secret = new_secret()
-            infos = [survey.StimulusInfo(id=i, source=src, kind=k, practice=pr)
-                     for i, src, k, pr in s.execute(select(
-                         Stimulus.id, Stimulus.source, Stimulus.kind, Stimulus.practice).where(
-                         Stimulus.survey_id == sv.id))]
+            infos = [survey.StimulusInfo(id=i, source=src, kind=k, practice=pr, twin_of=tw)
+                     for i, src, k, pr, tw in s.execute(select(
+                         Stimulus.id, Stimulus.source, Stimulus.kind, Stimulus.practice,
+                         Stimulus.twin_of).where(Stimulus.survey_id == sv.id))]
             counts = dict(s.execute(select(Assignment.stimulus_id, func.count()).join(
                 Stimulus, Assignment.stimulus_id == Stimulus.id).where(
                 Stimulus.survey_id == sv.id).group_by(Assignment.stimulus_id)).all())
-            infos = [survey.StimulusInfo(i.id, i.source, i.kind, i.practice, int(counts.get(i.id, 0)))
-                     for i in infos]
+            infos = [survey.StimulusInfo(i.id, i.source, i.kind, i.practice, int(counts.get(i.id, 0)),
+                                         i.twin_of) for i in infos]
             plan = survey.plan_trials(infos, max_trials=sv.max_trials, n_practice=sv.n_practice,
-                                      n_attention=sv.n_attention, rng=rng)
+                                      n_attention=sv.n_attention, n_repeats=sv.n_repeats or 0,
+                                      rng=rng)
             n_practice = sum(t.practice for t in plan)
             p = Participant(id=new_id(), survey_id=sv.id, external_id=ext, study_id=study_id,
                             session_id=session_id, started_at=now, n_trials=len(plan),
@@ -470,7 +478,8 @@ class Store:
         """One row per vote (see turing_test.export_votes)."""
         import pandas as pd
         q = (select(Vote.participant_id, Vote.stimulus_id, Stimulus.source, Stimulus.kind,
-                    Stimulus.model, Vote.answer_real, Vote.response_ms, Vote.voted_at, Vote.practice)
+                    Stimulus.model, Vote.answer_real, Vote.response_ms, Vote.voted_at, Vote.practice,
+                    Vote.server_ms, Stimulus.twin_of)
              .join(Stimulus, Vote.stimulus_id == Stimulus.id).order_by(Vote.id))
         if survey_name:
             q = q.join(Survey, Stimulus.survey_id == Survey.id).where(Survey.name == survey_name)
@@ -480,9 +489,11 @@ class Store:
         df["answer_real"] = df["answer_real"].astype(bool)
         df["practice"] = df["practice"].astype(bool)
         df["response_ms"] = pd.array(df["response_ms"].tolist(), dtype="Int64")
+        df["server_ms"] = pd.array(df["server_ms"].tolist(), dtype="Int64")
         df["voted_at"] = pd.to_datetime(pd.Series([as_utc(v) for v in df["voted_at"]], dtype=object),
                                         utc=True)
         df["model"] = df["model"].astype(object).where(df["model"].notna(), None)
+        df["repeat_of"] = df["repeat_of"].astype(object).where(df["repeat_of"].notna(), None)
         return df
 
     def participants_frame(self, survey_name: str | None = None):
@@ -505,20 +516,25 @@ class Store:
     def stimuli_frame(self, survey_name: str | None = None):
         import pandas as pd
         q = select(Stimulus.id, Survey.name, Stimulus.source, Stimulus.kind, Stimulus.model,
-                   Stimulus.practice, Stimulus.width, Stimulus.height).join(
+                   Stimulus.practice, Stimulus.width, Stimulus.height, Stimulus.twin_of).join(
             Survey, Stimulus.survey_id == Survey.id).order_by(Stimulus.source, Stimulus.kind)
         if survey_name:
             q = q.where(Survey.name == survey_name)
         with self.read() as s:
             rows = s.execute(q).all()
         return pd.DataFrame([tuple(r) for r in rows], columns=[
-            "stimulus", "survey", "source", "kind", "model", "practice", "width", "height"])
+            "stimulus", "survey", "source", "kind", "model", "practice", "width", "height",
+            "repeat_of"])
 
 
 def _survey_dict(sv: Survey) -> dict:
+    try:
+        rules = json.loads(sv.exclusion_rules) if sv.exclusion_rules else {}
+    except ValueError:
+        rules = {}
     return dict(id=sv.id, name=sv.name, active=bool(sv.active), is_demo=bool(sv.is_demo),
                 image_size=sv.image_size, created_at=as_utc(sv.created_at),
-                **{k: getattr(sv, k) for k in SETTINGS})
+                exclusion_rules=rules, **{k: getattr(sv, k) for k in SETTINGS})
 
 
 def new_secret() -> str:

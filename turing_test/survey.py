@@ -8,7 +8,11 @@ Assignment (per participant, at start):
 - counted trials: at most ``max_trials``, each source photo at most once (never its real and a
   colorized version, nor two models' versions), up to ``n_attention`` of them attention checks;
   stimuli are taken least-assigned first (ties broken at random) so that votes spread evenly over
-  the pool, then shown in a random order.
+  the pool, then shown in a random order;
+- repeats: up to ``n_repeats`` of the counted photos that have a twin (the same image under
+  another id, made by the pool for some sources) are shown a second time, at least REPEAT_GAP
+  trials later, to check that the participant answers them the same way (a consistency check
+  whose right answer can be "real" as well as "colorized").
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ MAX_TOKEN_LEN = 64
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+\-]*$")
 MAX_TRIALS_LIMIT = 500
 MAX_EXPOSURE_MS = 60_000
+REPEAT_GAP = 3  # trials between a photo and its repeat, at least
 
 
 class SurveyError(ValueError):
@@ -35,6 +40,7 @@ class StimulusInfo:
     kind: str  # real | generated | attention
     practice: bool = False
     n_assigned: int = 0
+    twin_of: str | None = None  # a repeat of that stimulus
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,7 @@ def parse_url_params(query: str | None) -> dict:
 
 
 def check_settings(*, exposure_ms, max_trials, n_practice, n_attention, completion_code="",
-                   completion_url="") -> dict:
+                   completion_url="", n_repeats=2) -> dict:
     """Validate survey settings from the admin tab; returns them cleaned."""
     def as_int(v, name, lo, hi):
         try:
@@ -131,6 +137,7 @@ def check_settings(*, exposure_ms, max_trials, n_practice, n_attention, completi
                 max_trials=as_int(max_trials, "trials per participant", 1, MAX_TRIALS_LIMIT),
                 n_practice=as_int(n_practice, "practice trials", 0, 20),
                 n_attention=as_int(n_attention, "attention checks", 0, 50),
+                n_repeats=as_int(2 if n_repeats is None else n_repeats, "repeated photos", 0, 20),
                 completion_code=code, completion_url=url)
 
 
@@ -147,13 +154,17 @@ def _least_assigned_first(items: list[StimulusInfo], rng: random.Random) -> list
 
 
 def plan_trials(stimuli: list[StimulusInfo], *, max_trials: int, n_practice: int = 0,
-                n_attention: int = 0, rng: random.Random | None = None) -> list[PlannedTrial]:
-    """The sequence one participant will see: practice trials first, then counted trials.
+                n_attention: int = 0, n_repeats: int = 0,
+                rng: random.Random | None = None) -> list[PlannedTrial]:
+    """The sequence one participant will see: practice trials first, then counted trials, with
+    up to n_repeats repeats among them (beyond max_trials).
 
-    Each source photo appears at most once in the whole sequence. Raises SurveyError when the
-    pool has no counted stimulus at all.
+    Each source photo appears at most once in the whole sequence, its repeat apart. Raises
+    SurveyError when the pool has no counted stimulus at all.
     """
     rng = rng or random.Random()
+    twins = {s.twin_of: s for s in stimuli if s.twin_of}
+    stimuli = [s for s in stimuli if not s.twin_of]
     practice_pool = [s for s in stimuli if s.practice and s.kind in ("real", "generated")]
     main_pool = [s for s in stimuli if not s.practice]
     used_sources: set[str] = set()
@@ -193,8 +204,23 @@ def plan_trials(stimuli: list[StimulusInfo], *, max_trials: int, n_practice: int
     if not any(s.kind in ("real", "generated") for s in chosen):
         raise SurveyError("this survey has no photos to show yet: the researcher must build its pool")
     rng.shuffle(chosen)
+    # repeats: photos with a twin, moved (if need be) early enough for the repeat to come at
+    # least REPEAT_GAP trials later, then their twins inserted after them
+    last = len(chosen) - REPEAT_GAP  # the latest position a repeated photo may take
+    able = [i for i, s in enumerate(chosen) if s.id in twins]
+    picked = rng.sample(able, min(max(0, n_repeats), len(able))) if last >= 0 else []
+    slots = [j for j in range(last + 1) if j not in picked]
+    rng.shuffle(slots)
+    for k, i in enumerate(picked):
+        if i > last and slots:
+            j = slots.pop()
+            chosen[i], chosen[j] = chosen[j], chosen[i]
+            picked[k] = j
+    sequence = [s.id for s in chosen]
+    for i in sorted(picked, reverse=True):
+        sequence.insert(rng.randint(i + REPEAT_GAP, len(sequence)), twins[chosen[i].id].id)
     return ([PlannedTrial(s.id, True) for s in practice]
-            + [PlannedTrial(s.id, False) for s in chosen])
+            + [PlannedTrial(sid, False) for sid in sequence])
 
 
 def is_correct(kind: str, answer_real: bool) -> bool:

@@ -31,6 +31,7 @@ import base64
 import hmac
 import html
 import io
+import json
 import logging
 import os
 import tempfile
@@ -419,10 +420,11 @@ class _Turing:
         dd = gr.update(choices=names, value=survey_name)
         if survey_name is None:
             return [dd, "No survey yet: build a pool below (or with `python -m turing_test "
-                    "build-pool`).", "", None, None, "", None]
+                    "build-pool`).", "", None, None, "", None, None, None]
         info = next(s for s in self.store.list_surveys() if s["name"] == survey_name)
         votes = self.store.votes_frame(survey_name)
-        s = stats.summary(votes)
+        rules = _rules_of(info)
+        s = stats.summary(votes, rules=rules, n_boot=BOOTSTRAP_REPLICATES)
         st = info["stimuli"]
         real = s["real"]
         real_line = ("no votes on real photos yet" if not len(real) else
@@ -430,36 +432,41 @@ class _Turing:
                      f"({real['ci_low'].iloc[0] * 100:.0f}-{real['ci_high'].iloc[0] * 100:.0f}%, "
                      f"n={int(real['votes'].iloc[0])})")
         excluded = s["excluded"]
+        ex = s["exclusions"]
+        reasons = ex.loc[ex["excluded"], ["participant", "reasons"]] if len(ex) else ex
         summary = (f"### Survey {survey_name!r} {'(active: participants get this one)' if info['active'] else '(inactive)'}\n"
                    f"{info['sources']} source photos: {st['real']} real, {st['generated']} colorized, "
                    f"{st['attention']} attention checks. **{info['participants']}** participants "
                    f"({info['finished']} finished), **{s['n_votes']}** counted votes "
                    f"(+{s['n_practice_votes']} practice).\n\n{real_line}.\n\n"
-                   f"Excluded for failed attention checks: {len(excluded)}"
-                   + (f" ({', '.join(map(str, excluded[:20]))}{' ...' if len(excluded) > 20 else ''})"
-                      if excluded else ""))
+                   f"Excluded by the survey's rules: **{len(excluded)}** participants (the "
+                   "Exclusions tab lists each with its reasons; the figures here leave them out)."
+                   + _planning_line(s["model_stats"]))
         fmt = lambda df: df.round(3) if df is not None and len(df) else df  # noqa: E731
-        return [dd, summary, self._chart_svg(s["models"], real), fmt(s["models"]), fmt(real),
-                self._images_html(s["images"], s["real_images"]), fmt(s["participants"])]
+        return [dd, summary, self._chart_svg(s["models"], real), fmt(s["model_stats"]), fmt(real),
+                self._images_html(s["images"], s["real_images"]), fmt(s["participants"]),
+                fmt(s["model_differences"]), reasons]
 
     def settings_of(self, token, survey_name, request: gr.Request = None):
         self.check_token(token, request)
         info = self.store.get_survey(survey_name) if survey_name else None
         if info is None:
-            return [gr.update()] * 7
+            return [gr.update()] * 9
         return [info["exposure_ms"], info["max_trials"], info["n_practice"], info["n_attention"],
-                info["completion_code"], info["completion_url"], info["active"]]
+                info["completion_code"], info["completion_url"], info["active"],
+                info["n_repeats"] or 0, json.dumps(_rules_of(info).to_dict(), indent=1)]
 
     def save_settings(self, token, survey_name, exposure_ms, max_trials, n_practice, n_attention,
-                      code, url, active, request: gr.Request = None):
+                      code, url, active, n_repeats=2, rules_json="", request: gr.Request = None):
         self.check_token(token, request)
         if not survey_name:
             raise gr.Error("choose a survey first")
         try:
+            rules = parse_rules(rules_json)
             self.store.update_settings(survey_name, exposure_ms=exposure_ms, max_trials=max_trials,
                                        n_practice=n_practice, n_attention=n_attention,
-                                       completion_code=code, completion_url=url,
-                                       active=bool(active))
+                                       n_repeats=n_repeats, completion_code=code, completion_url=url,
+                                       active=bool(active), exclusion_rules=rules.to_dict())
         except SurveyError as exc:
             raise gr.Error(str(exc)) from None
         return f"Saved the settings of {survey_name!r}; new participants get them."
@@ -468,10 +475,16 @@ class _Turing:
         self.check_token(token, request)
         d = Path(tempfile.mkdtemp(prefix="export_", dir=self._export_dir))
         votes = self.store.votes_frame(survey_name or None)
-        s = stats.summary(votes)
+        info = self.store.get_survey(survey_name) if survey_name else None
+        rules = _rules_of(info)
+        s = stats.summary(votes, rules=rules, n_boot=BOOTSTRAP_REPLICATES)
         tag = (survey_name or "all").replace("/", "_").replace(" ", "_")
         paths = []
-        for key, df in (("votes", votes), ("per_model", s["models"]), ("per_image", s["images"]),
+        # the votes with their flags (fast, excluded_participant, exclusion_reason)
+        for key, df in (("votes", stats.flag_votes(votes, rules)), ("per_model", s["models"]),
+                        ("per_model_stats", s["model_stats"]),
+                        ("model_differences", s["model_differences"]),
+                        ("exclusions", s["exclusions"]), ("per_image", s["images"]),
                         ("real_photos", s["real_images"]), ("per_participant", s["participants"]),
                         ("participants", self.store.participants_frame(survey_name or None))):
             p = d / f"turing_{tag}_{key}.csv"
@@ -499,6 +512,51 @@ class _Turing:
         except (TypeError, ValueError) as exc:
             raise gr.Error(f"invalid setting: {exc}") from None
         return rep.text().replace("\n", "  \n")
+
+
+BOOTSTRAP_REPLICATES = 1000
+
+
+def parse_rules(text) -> "stats.ExclusionRules":
+    """Exclusion rules typed on the admin tab (JSON; empty: the defaults), or SurveyError."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return stats.ExclusionRules()
+    if not isinstance(text, str) or len(text) > 4000:
+        raise SurveyError("the exclusion rules must be a short JSON object")
+    try:
+        d = json.loads(text)
+    except ValueError as exc:
+        raise SurveyError(f"the exclusion rules are not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(d, dict):
+        raise SurveyError("the exclusion rules must be a JSON object, e.g. {\"speed_floor_ms\": 200}")
+    known = {f for f in stats.ExclusionRules().to_dict()}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise SurveyError(f"unknown exclusion rule(s): {', '.join(map(str, unknown))[:200]} "
+                          f"(known: {', '.join(sorted(known))})")
+    try:
+        return stats.ExclusionRules.from_dict(d)
+    except (TypeError, ValueError) as exc:
+        raise SurveyError(f"invalid exclusion rules: {exc}") from None
+
+
+def _rules_of(info: dict | None) -> "stats.ExclusionRules":
+    try:
+        return stats.ExclusionRules.from_dict((info or {}).get("exclusion_rules") or None)
+    except (TypeError, ValueError):  # stored by a newer or older version: the defaults
+        return stats.ExclusionRules()
+
+
+def _planning_line(model_stats) -> str:
+    """How many more votes each model needs for a 95% interval 10 points wide."""
+    if model_stats is None or not len(model_stats):
+        return ""
+    parts = []
+    for r in model_stats.itertuples():
+        need = stats.votes_needed(float(r.fooling_rate), 0.10)
+        left = max(0, need - int(r.votes))
+        parts.append(f"{r.model}: {'enough' if left == 0 else f'{left} more'}")
+    return "\n\nVotes for a 95% interval 10 points wide: " + "; ".join(parts) + "."
 
 
 def _optional_count(value, what: str) -> int | None:
@@ -634,14 +692,21 @@ def _admin_tab(t: _Turing) -> None:
         chart = gr.HTML()
         with gr.Tabs(selected="turing-per-model"):
             with gr.Tab("Per model", id="turing-per-model"):
-                models_df = gr.Dataframe(label="fooling rate per model (95% Wilson interval)",
-                                         interactive=False)
+                models_df = gr.Dataframe(label="fooling rate per model: 95% Wilson interval, "
+                                               "bootstrap interval over participants and photos, "
+                                               "d' and criterion", interactive=False)
                 real_df = gr.Dataframe(label="real photos: rate judged real", interactive=False)
             with gr.Tab("Per image"):
                 images_html = gr.HTML()
             with gr.Tab("Per participant"):
-                parts_df = gr.Dataframe(label="participants (excluded: failed attention checks)",
+                parts_df = gr.Dataframe(label="participants (excluded: by the survey's exclusion rules)",
                                         interactive=False)
+            with gr.Tab("Exclusions"):
+                excl_df = gr.Dataframe(label="excluded participants and why", interactive=False,
+                                       elem_id="turing-admin-exclusions")
+            with gr.Tab("Model differences"):
+                diff_df = gr.Dataframe(label="pairwise differences of fooling rates (bootstrap over "
+                                             "participants and photos, 95%)", interactive=False)
             with gr.Tab("Export"):
                 export_btn = gr.Button("Export CSV (votes and aggregates)")
                 export_files = gr.File(label="CSV files", file_count="multiple", interactive=False)
@@ -651,10 +716,15 @@ def _admin_tab(t: _Turing) -> None:
                     max_trials = gr.Number(label="counted trials per participant", precision=0)
                     n_practice = gr.Number(label="practice trials", precision=0)
                     n_attention = gr.Number(label="attention checks per participant", precision=0)
+                    n_repeats = gr.Number(label="repeated photos per participant (consistency checks)",
+                                          precision=0)
                 with gr.Row():
                     code = gr.Textbox(label="completion code (shown at the end, e.g. Prolific's)")
                     url = gr.Textbox(label="completion URL (optional link at the end)")
                     active = gr.Checkbox(label="active (new participants get this survey)")
+                rules_box = gr.Code(label="exclusion rules (JSON), applied in every result",
+                                    language="json", lines=10, interactive=True,
+                                    elem_id="turing-admin-rules")
                 save_btn = gr.Button("Save settings")
                 settings_msg = gr.Markdown()
             with gr.Tab("Build a pool"):
@@ -681,8 +751,8 @@ def _admin_tab(t: _Turing) -> None:
                 build_msg = gr.Markdown(elem_id="turing-build-msg")
     timer = gr.Timer(10, active=False)
 
-    results = [survey_dd, summary, chart, models_df, real_df, images_html, parts_df]
-    settings = [exposure, max_trials, n_practice, n_attention, code, url, active]
+    results = [survey_dd, summary, chart, models_df, real_df, images_html, parts_df, diff_df, excl_df]
+    settings = [exposure, max_trials, n_practice, n_attention, code, url, active, n_repeats, rules_box]
 
     def open_dashboard(tok, name, request: gr.Request = None):
         res = t.dashboard(tok, name, request)
