@@ -199,3 +199,44 @@ def test_the_same_browser_continues_after_a_restart_and_another_gets_nothing(pag
         assert len(Store(url).participants_frame()) == 2
     finally:
         demo.close()
+
+
+def test_the_pair_paradigm_in_the_browser(page, tmp_path, tiny_checkpoint, monkeypatch):
+    """Two photos side by side (a real one and its colorization, sides at random), "which one
+    is colorized?" with the buttons and the L / R keys, practice feedback, the end screen."""
+    monkeypatch.setenv("COLORIZER_WEIGHTS_DIR", str(tiny_checkpoint.parent))
+    url = f"sqlite:///{tmp_path / 'pair.db'}"
+    build_pool(Store(url), make_photos(tmp_path / "photos", 10, size=(160, 120)), ["default"],
+               survey="pairs", size=128, practice=2, attention=1, repeats=0, paradigm="pair", seed=6,
+               settings=dict(max_trials=3, n_practice=1, n_attention=1, exposure_ms=0,
+                             completion_code="PAIR77"))
+    port = free_port()
+    demo = _launch(url, tmp_path / "cache", port)
+    try:
+        page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+        page.get_by_role("button", name="I agree, start").click()
+        page.get_by_text("Which one is colorized?").wait_for()
+        assert page.locator("#turing-left").is_visible() and not page.locator("#turing-real").is_visible()
+        img = page.locator("#turing-stimulus img").first
+        img.wait_for()
+        t0 = time.time()
+        while not img.evaluate("el => el.complete && el.naturalWidth > 0") and time.time() - t0 < 10:
+            time.sleep(0.05)
+        assert img.evaluate("el => [el.naturalWidth, el.naturalHeight]") == [2 * 128 + 16, 128]
+        page.screenshot(path=str(ARTIFACTS / "turing_pair.png"))
+        src = current_src(page)
+        page.locator("#turing-left").click()  # practice: feedback says which was colorized
+        page.get_by_text("Practice:").wait_for()
+        src = wait_new_image(page, src)
+        page.keyboard.press("r")  # the keys: R = the right one
+        src = wait_new_image(page, src)
+        page.keyboard.press("l")
+        src = wait_new_image(page, src)
+        page.locator("#turing-right").click()
+        page.get_by_text("Your completion code").wait_for()
+        assert "PAIR77" in page.content()
+        votes = export_votes(url)
+        assert len(votes) == 4 and set(votes["kind"]) <= {"pair", "pair_catch"}
+        assert votes["fooled"].notna().all() and votes["server_ms"].notna().all()
+    finally:
+        demo.close()

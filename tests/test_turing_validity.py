@@ -186,3 +186,59 @@ def test_repeats_come_later_as_twins_and_catch_inconsistent_answers(tiny_weights
     # the repeats never count in the fooling rates
     plain = stats.model_table(votes[votes["repeat_of"].isna()], rules=rules)
     assert stats.model_table(votes, rules=rules)["votes"].sum() <= plain["votes"].sum()
+
+
+def test_the_pair_paradigm_shows_a_real_photo_beside_its_colorization(tiny_weights_dir, tmp_path):
+    from turing_test import stats
+    from turing_test.survey import left_is_real
+    st = Store(f"sqlite:///{tmp_path / 'pair.db'}")
+    pool.build_pool(st, make_photos(tmp_path / "p", 14), ["default"], survey="pairs", size=64,
+                    practice=3, attention=2, repeats=0, paradigm="pair", seed=2,
+                    settings=dict(max_trials=6, n_practice=2, n_attention=1))
+    assert st.get_survey("pairs")["paradigm"] == "pair"
+    files = pool.StimulusFiles(st, tmp_path / "cache")
+    frame = st.stimuli_frame("pairs").set_index("stimulus")
+    v = st.start("alice")
+    assert v.paradigm == "pair" and v.n_trials == 2 + 6
+    with pytest.raises(SurveyError, match='answer "left" or "right"'):
+        st.vote(v.participant_id, "real", v.token)
+    kinds, lengths = [], set()
+    while not v.finished:
+        me = frame.loc[v.stimulus_id]
+        partner = frame.loc[v.partner_id]
+        assert me["kind"] in ("generated", "attention") and partner["kind"] == "real"
+        assert me["source"] == partner["source"]  # a photo beside its own colorization
+        assert v.real_on_left == left_is_real(st.pair_key(), v.token)
+        path = files.show_pair(v.stimulus_id, v.partner_id, v.token, v.real_on_left)
+        data = open(path, "rb").read()
+        lengths.add(len(data))
+        both = np.asarray(Image.open(io.BytesIO(data)))
+        assert both.shape == (64, 64 * 2 + pool.PAIR_GAP, 3)
+        real_px = np.asarray(Image.open(files.path(v.partner_id)))
+        left, right = both[:, :64], both[:, 64 + pool.PAIR_GAP:]
+        assert np.array_equal(left if v.real_on_left else right, real_px)
+        kinds.append(me["kind"])
+        # alice always picks the left one as colorized: fooled exactly when the real one is there
+        practice = v.practice
+        real_left = v.real_on_left
+        v = st.vote(v.participant_id, "left", v.token)
+        if practice:
+            assert v.feedback.startswith("Practice: " + ("not quite" if real_left else "correct"))
+    assert len(lengths) == 1  # every pair file the same length
+    assert kinds.count("attention") == 1  # one catch pair: the real photo against wrong colors
+    votes = st.votes_frame("pairs")
+    assert set(votes["kind"]) <= {"pair", "pair_catch"} and (votes["paradigm"] == "pair").all()
+    counted = votes[~votes["practice"] & (votes["kind"] == "pair")]
+    t = stats.pair_model_table(votes)
+    assert int(t["trials"].iloc[0]) == len(counted)
+    assert t["fooling_rate"].iloc[0] == pytest.approx(counted["fooled"].astype(bool).mean())
+    # a single-photo survey refuses the pair answers
+    single = Store(f"sqlite:///{tmp_path / 'single.db'}")
+    pool.build_pool(single, make_photos(tmp_path / "q", 6), ["default"], survey="one", size=64,
+                    practice=0, attention=0, repeats=0)
+    w = single.start()
+    with pytest.raises(SurveyError, match='answer "real" or "fake"'):
+        single.vote(w.participant_id, "left", w.token)
+    with pytest.raises(SurveyError, match="other paradigm"):
+        pool.build_pool(single, make_photos(tmp_path / "r", 2, seed=3), ["default"], survey="one",
+                        size=64, paradigm="pair")

@@ -40,6 +40,7 @@ def cmd_build_pool(args) -> int:
         settings = {k: v for k, v in check_settings(**full).items() if k in settings}
     rep = build_pool(_store(args), args.photos, models, survey=args.survey, size=args.size,
                      practice=args.practice, attention=args.attention, repeats=args.repeats,
+                     paradigm=args.paradigm,
                      activate=not args.no_activate, seed=args.seed, progress=progress,
                      settings=settings or None)
     bar.close()
@@ -148,6 +149,9 @@ def main(argv=None) -> int:
     b.add_argument("--practice", type=int, default=2, help="source photos kept for practice trials (default 2)")
     b.add_argument("--attention", type=int, default=None,
                    help="source photos that also get an attention-check version (default: a tenth, at least 1)")
+    b.add_argument("--paradigm", choices=["single", "pair"], default=None,
+                   help="single: one photo at a time, real or colorized? (default); pair: a real photo "
+                        "and its colorization side by side, which is colorized? (Zhang et al. 2016)")
     b.add_argument("--repeats", type=int, default=None,
                    help="source photos whose versions get a twin for consistency checks (default: as --attention)")
     b.add_argument("--n-repeats", dest="n_repeats", type=int, default=None,

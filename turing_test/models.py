@@ -56,6 +56,9 @@ class Survey(Base):
     max_trials: Mapped[int] = mapped_column(Integer, default=20)  # counted trials per participant
     n_practice: Mapped[int] = mapped_column(Integer, default=2)
     n_attention: Mapped[int] = mapped_column(Integer, default=2)  # attention checks per participant
+    # "single": one photo, real or colorized?  "pair": a real photo and its colorization side by
+    # side, which is colorized? (Zhang et al. 2016); chosen when the pool is built
+    paradigm: Mapped[str | None] = mapped_column(String(8), nullable=True, default="single")
     # repeats of an earlier photo per participant (consistency checks; None: a survey made before)
     n_repeats: Mapped[int | None] = mapped_column(Integer, nullable=True, default=2)
     completion_code: Mapped[str] = mapped_column(String(64), default=new_completion_code)

@@ -42,6 +42,7 @@ JPEG_QUALITY = 90
 JPEG_SUBSAMPLING = 2  # 4:2:0, what cameras and the web use
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
 MIN_SIZE, MAX_SIZE = 64, 1024
+PAIR_GAP = 16  # px of white between the two photos of a pair
 GRAY_CHROMA = 2.0  # mean |ab| below this: a gray photo, not usable as a real color photo
 ZIP_MAX_FILES = 5000
 ZIP_MAX_BYTES = 2 * 1024 ** 3
@@ -175,7 +176,7 @@ def _check_name(name) -> str:
 
 def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
                practice: int = 2, attention: int | None = None, repeats: int | None = None,
-               activate: bool = True,
+               paradigm: str | None = None, activate: bool = True,
                is_demo: bool = False, settings: dict | None = None, seed: int | None = None,
                progress=None, only_if_no_survey: bool = False) -> PoolReport:
     """Build (or extend) a survey's pool from photos (a folder, or a list of files).
@@ -188,12 +189,17 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
     another id: a participant who saw one may see it again as a consistency check; default as
     many as attention).
     Everything is computed first and written in one transaction: a failure writes nothing.
+    paradigm: "single" (default) or "pair" for a new survey (Zhang et al.'s two-photo protocol:
+    each trial is a colorization beside its real photo); an existing survey keeps its own.
     progress: optional callable(fraction, text).
     """
     import colorizer
 
     name = _check_name(survey)
     size = _check_size(size)
+    if paradigm is not None:
+        from .survey import check_paradigm
+        settings = dict(settings or {}, paradigm=check_paradigm(paradigm))
     files = list_photos(photos) if isinstance(photos, (str, os.PathLike)) else [Path(p) for p in photos]
     if isinstance(models, str):
         models = [m for m in models.split(",")]
@@ -220,6 +226,9 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
         raise SurveyError("each model may be named only once")
 
     info = store.get_survey(name)
+    if info is not None and paradigm is not None and (info.get("paradigm") or "single") != settings["paradigm"]:
+        raise SurveyError(f"survey {name!r} is a {info.get('paradigm') or 'single'}-photo survey; "
+                          "choose another survey name for the other paradigm")
     if info is not None and info["image_size"] != size:
         raise SurveyError(f"survey {name!r} uses {info['image_size']} px stimuli; build with "
                           f"--size {info['image_size']} or choose another survey name")
@@ -429,6 +438,26 @@ class StimulusFiles:
                 shutil.copyfile(src, tmp)
             os.replace(tmp, dest)
         return str(dest)
+
+    def show_pair(self, stimulus_id: str, real_id: str, token: str, real_on_left: bool) -> str:
+        """The served file of a pair trial: the real photo and the other stimulus side by side
+        (the real one on the left if real_on_left), PAIR_GAP px of white between them, in one
+        image through the same encoder, so that the file is the same length for every pair."""
+        dest = self._shown_path(token)
+        if not dest.exists():
+            real, other = (self._pixels(real_id), self._pixels(stimulus_id))
+            if real.shape != other.shape:
+                raise SurveyError("the two photos of a pair differ in size: rebuild the pool")
+            gap = np.full((real.shape[0], PAIR_GAP, 3), 255, dtype=np.uint8)
+            both = np.concatenate([real, gap, other] if real_on_left else [other, gap, real], axis=1)
+            tmp = dest.with_name(f".{dest.stem}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(stored_png(both))
+            os.replace(tmp, dest)
+        return str(dest)
+
+    def _pixels(self, stimulus_id: str) -> np.ndarray:
+        with Image.open(self._stored_path(stimulus_id)) as im:
+            return np.asarray(im.convert("RGB"))
 
     def hide(self, token: str | None) -> None:
         """The trial is over: its file goes (fetching its URL now gives 404)."""

@@ -54,6 +54,9 @@ class TrialView:
     duplicate: bool = False  # the request repeated a vote already counted: nothing written
     resumed: bool = False
     resume_secret: str | None = None  # from start(): what the participant's browser keeps
+    paradigm: str = "single"
+    partner_id: str | None = None  # pair trials: the real photo shown beside stimulus_id
+    real_on_left: bool | None = None  # pair trials: the side of the real photo
 
     @property
     def progress(self) -> str:
@@ -91,6 +94,9 @@ class Store:
             db.add_missing_columns(self.engine, Base.metadata)
         self.starts_per_hour = STARTS_PER_ADDRESS_PER_HOUR
         self._secrets: dict[str, str] = {}
+        if create:  # made now, so that no request has to write them in the middle of another
+            for name in ("address_salt", "pair_sides", "browser_state"):
+                self.secret(name)
 
     def __repr__(self):
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -339,7 +345,7 @@ class Store:
                                          i.twin_of) for i in infos]
             plan = survey.plan_trials(infos, max_trials=sv.max_trials, n_practice=sv.n_practice,
                                       n_attention=sv.n_attention, n_repeats=sv.n_repeats or 0,
-                                      rng=rng)
+                                      paradigm=sv.paradigm or "single", rng=rng)
             n_practice = sum(t.practice for t in plan)
             p = Participant(id=new_id(), survey_id=sv.id, external_id=ext, study_id=study_id,
                             session_id=session_id, started_at=now, n_trials=len(plan),
@@ -380,7 +386,7 @@ class Store:
         The vote is the survey's hot path: a few Core statements (the participant with its
         survey; its current and next assignment; the vote; two updates), no ORM unit of work.
         """
-        answer_real = survey.parse_answer(answer)
+        answer = survey.parse_any_answer(answer)
         token = survey.clean_token(token)
         if not participant_id or not isinstance(participant_id, str) or len(participant_id) > 64:
             raise SurveyError("no session: press Start before voting")
@@ -410,6 +416,16 @@ class Store:
             if cur is None:
                 raise SurveyError("you have already finished this survey: "
                                   + survey.score_text(*self._score(s, p.id)))
+            pair = (p.paradigm or "single") == "pair"
+            if pair != (answer in survey.PAIR_ANSWERS):
+                raise SurveyError('this survey shows two photos: answer "left" or "right" (the one '
+                                  'that is colorized)' if pair else
+                                  'this survey shows one photo: answer "real" or "fake"')
+            if pair:  # stored as in the single paradigm: True = the colorized one passed for real
+                real_left = survey.left_is_real(self.pair_key(), cur.token)
+                answer_real = survey.pair_fooled(answer, real_left)
+            else:
+                answer_real = survey.ANSWERS[answer]
             shown = as_utc(cur.shown_at)
             server_ms = int((now - shown).total_seconds() * 1000) if shown else None
             response_ms = server_ms
@@ -431,18 +447,37 @@ class Store:
                 conn.execute(q["mark_shown"], {"aid": nxt.id, "now": now})
             view = self._trial_view(s, p, pos + 1, nxt)
             if cur.practice:
-                view.feedback = survey.practice_feedback(cur.kind, answer_real)
+                view.feedback = (survey.pair_feedback(answer_real, real_left) if pair else
+                                 survey.practice_feedback(cur.kind, answer_real))
             return view
 
     def _trial_view(self, s, p, position: int, a) -> TrialView:
         """The view at `position` of participant row `p` (joined with its survey's settings),
         `a` the assignment row at that position (None at the end)."""
         view = TrialView(participant_id=p.id, survey_id=p.survey_id, position=position,
-                         n_trials=p.n_trials, n_practice=p.n_practice, exposure_ms=p.exposure_ms)
+                         n_trials=p.n_trials, n_practice=p.n_practice, exposure_ms=p.exposure_ms,
+                         paradigm=p.paradigm or "single")
         if position >= p.n_trials or a is None:
             return self._end_view(s, view, p.completion_code, p.completion_url)
         view.stimulus_id, view.token, view.practice = a.stimulus_id, a.token, bool(a.practice)
+        return self._with_partner(s, view)
+
+    def _with_partner(self, s, view: TrialView) -> TrialView:
+        """Pair trials: the real photo of the same source, and its side."""
+        if view.paradigm != "pair" or not view.stimulus_id:
+            return view
+        src = s.execute(select(Stimulus.survey_id, Stimulus.source).where(
+            Stimulus.id == view.stimulus_id)).one()
+        view.partner_id = s.scalar(select(Stimulus.id).where(
+            Stimulus.survey_id == src.survey_id, Stimulus.source == src.source,
+            Stimulus.kind == "real", Stimulus.twin_of.is_(None)).limit(1))
+        if view.partner_id is None:
+            raise SurveyError("this pair has no real photo: the researcher must rebuild the pool")
+        view.real_on_left = survey.left_is_real(self.pair_key(), view.token)
         return view
+
+    def pair_key(self) -> bytes:
+        return self.secret("pair_sides").encode()
 
     def _end_view(self, s, view: TrialView, completion_code: str, completion_url: str) -> TrialView:
         """The end screen: the participant's score and the completion code."""
@@ -462,7 +497,8 @@ class Store:
     def _view(self, s, sv: Survey, p: Participant, *, now: datetime | None = None,
               mark_shown: bool = False) -> TrialView:
         view = TrialView(participant_id=p.id, survey_id=sv.id, position=p.next_position,
-                         n_trials=p.n_trials, n_practice=p.n_practice, exposure_ms=sv.exposure_ms)
+                         n_trials=p.n_trials, n_practice=p.n_practice, exposure_ms=sv.exposure_ms,
+                         paradigm=sv.paradigm or "single")
         if p.next_position >= p.n_trials:
             return self._end_view(s, view, sv.completion_code, sv.completion_url)
         a = s.scalar(select(Assignment).where(Assignment.participant_id == p.id,
@@ -470,7 +506,7 @@ class Store:
         if mark_shown:
             a.shown_at = now or utcnow()
         view.stimulus_id, view.token, view.practice = a.stimulus_id, a.token, a.practice
-        return view
+        return self._with_partner(s, view)
 
     # --- export ----------------------------------------------------------------------------
 
@@ -479,13 +515,14 @@ class Store:
         import pandas as pd
         q = (select(Vote.participant_id, Vote.stimulus_id, Stimulus.source, Stimulus.kind,
                     Stimulus.model, Vote.answer_real, Vote.response_ms, Vote.voted_at, Vote.practice,
-                    Vote.server_ms, Stimulus.twin_of)
-             .join(Stimulus, Vote.stimulus_id == Stimulus.id).order_by(Vote.id))
+                    Vote.server_ms, Stimulus.twin_of, Survey.paradigm)
+             .join(Stimulus, Vote.stimulus_id == Stimulus.id)
+             .join(Survey, Stimulus.survey_id == Survey.id).order_by(Vote.id))
         if survey_name:
-            q = q.join(Survey, Stimulus.survey_id == Survey.id).where(Survey.name == survey_name)
+            q = q.where(Survey.name == survey_name)
         with self.read() as s:
             rows = s.execute(q).all()
-        df = pd.DataFrame([tuple(r) for r in rows], columns=VOTE_COLUMNS)
+        df = pd.DataFrame([tuple(r) for r in rows], columns=VOTE_COLUMNS[:-1])  # fooled: below
         df["answer_real"] = df["answer_real"].astype(bool)
         df["practice"] = df["practice"].astype(bool)
         df["response_ms"] = pd.array(df["response_ms"].tolist(), dtype="Int64")
@@ -494,7 +531,14 @@ class Store:
                                         utc=True)
         df["model"] = df["model"].astype(object).where(df["model"].notna(), None)
         df["repeat_of"] = df["repeat_of"].astype(object).where(df["repeat_of"].notna(), None)
-        return df
+        # the pair paradigm: kind "pair" (a colorization beside its real photo) or "pair_catch"
+        # (the wrongly colored version beside it); fooled = the real photo was called colorized
+        df["paradigm"] = [p or "single" for p in df["paradigm"]]
+        pair = df["paradigm"] == "pair"
+        df.loc[pair, "kind"] = df.loc[pair, "kind"].map({"generated": "pair", "attention": "pair_catch"})
+        df["fooled"] = pd.Series([bool(a) if p else None for a, p in zip(df["answer_real"], pair)],
+                                 dtype=object, index=df.index)
+        return df[VOTE_COLUMNS]
 
     def participants_frame(self, survey_name: str | None = None):
         import pandas as pd
@@ -534,7 +578,8 @@ def _survey_dict(sv: Survey) -> dict:
         rules = {}
     return dict(id=sv.id, name=sv.name, active=bool(sv.active), is_demo=bool(sv.is_demo),
                 image_size=sv.image_size, created_at=as_utc(sv.created_at),
-                exclusion_rules=rules, **{k: getattr(sv, k) for k in SETTINGS})
+                exclusion_rules=rules, paradigm=sv.paradigm or "single",
+                **{k: getattr(sv, k) for k in SETTINGS})
 
 
 def new_secret() -> str:
@@ -565,7 +610,7 @@ def _vote_statements() -> dict:
         _VOTE_STATEMENTS.update(
             participant=select(P.c.id, P.c.survey_id, P.c.n_trials, P.c.n_practice,
                                P.c.next_position, SV.c.exposure_ms, SV.c.completion_code,
-                               SV.c.completion_url)
+                               SV.c.completion_url, SV.c.paradigm)
             .join(SV, P.c.survey_id == SV.c.id).where(P.c.id == bindparam("pid"))
             .with_for_update(of=P),
             assignments=select(A.c.id, A.c.position, A.c.stimulus_id, A.c.token, A.c.practice,

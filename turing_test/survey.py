@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 
 ANSWERS = {"real": True, "fake": False}
+PAIR_ANSWERS = ("left", "right")  # the pair paradigm: which of the two photos is colorized
+PARADIGMS = ("single", "pair")
 MAX_ID_LEN = 64
 MAX_TOKEN_LEN = 64
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+\-]*$")
@@ -57,6 +59,46 @@ def parse_answer(value) -> bool:
     if key not in ANSWERS:
         raise SurveyError(f'unknown answer {value.strip()[:16]!r}: the answer must be "real" or "fake"')
     return ANSWERS[key]
+
+
+def parse_any_answer(value) -> str:
+    """An answer of either paradigm: "real" / "fake" (one photo) or "left" / "right" (a pair:
+    the side that is colorized); anything else refused."""
+    key = value.strip().lower() if isinstance(value, str) and len(value) <= 16 else None
+    if key in ANSWERS or key in PAIR_ANSWERS:
+        return key
+    shown = value.strip()[:16] if isinstance(value, str) else type(value).__name__
+    raise SurveyError(f'unknown answer {shown!r}: the answer must be "real" or "fake" (or, when two '
+                      'photos are shown, "left" or "right": the colorized one)')
+
+
+def check_paradigm(value) -> str:
+    v = (value or "single").strip().lower() if isinstance(value, str) or value is None else None
+    if v not in PARADIGMS:
+        raise SurveyError('the paradigm must be "single" (one photo: real or colorized?) or "pair" '
+                          '(a real photo and its colorization side by side: which is colorized?)')
+    return v
+
+
+def left_is_real(key: bytes, token: str) -> bool:
+    """The side of the real photo in a pair trial: drawn from the trial's token with a key of the
+    database, so that it is random, the same on every showing and after a restart, and not
+    computable by the participant."""
+    import hashlib
+    import hmac
+    return bool(hmac.new(key, token.encode(), hashlib.sha256).digest()[0] & 1)
+
+
+def pair_fooled(answer: str, real_on_left: bool) -> bool:
+    """A pair answer names the side thought colorized: fooled when that is the real photo."""
+    return (answer == "left") == real_on_left
+
+
+def pair_feedback(fooled: bool, real_on_left: bool) -> str:
+    side = "right" if real_on_left else "left"
+    if fooled:
+        return f"Practice: not quite, the {side} one was colorized by a computer."
+    return f"Practice: correct, the {side} one was colorized by a computer."
 
 
 def clean_participant_id(value, what: str = "participant id") -> str | None:
@@ -154,23 +196,34 @@ def _least_assigned_first(items: list[StimulusInfo], rng: random.Random) -> list
 
 
 def plan_trials(stimuli: list[StimulusInfo], *, max_trials: int, n_practice: int = 0,
-                n_attention: int = 0, n_repeats: int = 0,
+                n_attention: int = 0, n_repeats: int = 0, paradigm: str = "single",
                 rng: random.Random | None = None) -> list[PlannedTrial]:
     """The sequence one participant will see: practice trials first, then counted trials, with
     up to n_repeats repeats among them (beyond max_trials).
 
     Each source photo appears at most once in the whole sequence, its repeat apart. Raises
     SurveyError when the pool has no counted stimulus at all.
+
+    paradigm "pair": every trial is a colorized stimulus (attention: the wrongly colored one, a
+    catch pair) shown beside its source's real photo, so real stimuli are never trials of their own.
     """
     rng = rng or random.Random()
     twins = {s.twin_of: s for s in stimuli if s.twin_of}
     stimuli = [s for s in stimuli if not s.twin_of]
+    if paradigm == "pair":
+        stimuli = [s for s in stimuli if s.kind != "real"]
+        twins = {k: v for k, v in twins.items() if v.kind != "real"}
     practice_pool = [s for s in stimuli if s.practice and s.kind in ("real", "generated")]
     main_pool = [s for s in stimuli if not s.practice]
     used_sources: set[str] = set()
 
     practice: list[StimulusInfo] = []
-    if n_practice > 0 and practice_pool:
+    if paradigm == "pair":
+        for s in _least_assigned_first(practice_pool, rng):
+            if len(practice) < n_practice and s.source not in used_sources:
+                practice.append(s)
+                used_sources.add(s.source)
+    elif n_practice > 0 and practice_pool:
         # alternate real and colorized so that the feedback shows both kinds
         by_kind = {k: _least_assigned_first([s for s in practice_pool if s.kind == k], rng)
                    for k in ("real", "generated")}

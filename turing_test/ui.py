@@ -80,10 +80,12 @@ photos that a **computer colorized**. For each photo, decide whether it is a rea
 and answer **Real** or **Colorized** (keys: **R** and **C**). Each photo shows only for a short
 moment, so watch closely; answer as well as you can, there is no time limit for answering.
 The first photos are practice: you will be told whether you were right, and they do not count.
-Some photos have deliberately wrong colors: answer honestly.
+Some photos have deliberately wrong colors, and some come twice: answer honestly.
+(In a survey that shows **two photos side by side**, one real and one colorized, pick the
+colorized one: **The left one** or **The right one**, keys L and R.)
 
-**Consent.** We record your answers, your response times and the participant id you give (if
-any), nothing else, and use them only to measure how convincing automatic colorization is.
+**Consent.** We record your answers, your response times, the participant id you give (if
+any) and a one-way code of your network address (to limit repeated sign-ups), nothing else, and use them only to measure how convincing automatic colorization is.
 Taking part is voluntary; you can stop at any time by closing this page.
 """
 
@@ -95,8 +97,12 @@ if (!window.__turingKeys) {
     if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)) return;
     if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
     const k = (e.key || '').toLowerCase();
+    const shown = (x) => { const b = document.getElementById(x); return b && b.offsetParent !== null; };
     let id = null;
-    if (k === 'r') id = 'turing-real';
+    if (shown('turing-left')) {  // two photos: which one is colorized
+      if (k === 'l' || e.key === 'ArrowLeft') id = 'turing-left';
+      else if (k === 'r' || e.key === 'ArrowRight') id = 'turing-right';
+    } else if (k === 'r') id = 'turing-real';
     else if (k === 'c' || k === 'f') id = 'turing-fake';
     if (!id) return;
     const b = document.getElementById(id);
@@ -205,8 +211,18 @@ class _Turing:
         keep = gr.skip()
         cols = ([gr.update(visible=False), gr.update(visible=True), gr.update(visible=False)]
                 if layout else [keep, keep, keep])
-        return cols + [self.files.show(view.stimulus_id, view.token), view.progress, view.feedback,
-                       "", view.token, int(view.exposure_ms)]
+        if view.paradigm == "pair":
+            shown = self.files.show_pair(view.stimulus_id, view.partner_id, view.token,
+                                         bool(view.real_on_left))
+        else:
+            shown = self.files.show(view.stimulus_id, view.token)
+        return cols + [shown, view.progress, view.feedback, "", view.token, int(view.exposure_ms)]
+
+    @staticmethod
+    def _buttons(view: TrialView) -> list:
+        """[the real/colorized buttons, the left/right buttons]: which the survey's paradigm uses."""
+        pair = view.paradigm == "pair"
+        return [gr.update(visible=not pair), gr.update(visible=pair)]
 
     def start(self, participant_id, url_params="", resume_secret="", browser=None,
               request: gr.Request = None):
@@ -234,7 +250,7 @@ class _Turing:
                  "secret": view.resume_secret}
         if view.resumed and not view.finished:
             view.feedback = "Welcome back: you continue where you left off."
-        return [state] + self._outputs(view)
+        return [state] + self._outputs(view) + self._buttons(view)
 
     async def vote(self, answer, token="", rt_ms=None, state=None):
         # On SQLite a vote is about a millisecond of work plus the commit, so it runs right here
@@ -244,7 +260,7 @@ class _Turing:
         # is writing (a start, a pool being stored), when commits are slow (a network disk: the
         # event loop must not stall on them), and on PostgreSQL (network round trips).
         try:
-            sv.parse_answer(answer)  # bad answers are refused before anything else
+            sv.parse_any_answer(answer)  # bad answers are refused before anything else
             if not isinstance(state, dict) or not state.get("participant"):
                 raise SurveyError("no session: press Start before voting")
             args = (state["participant"], answer, token if isinstance(token, str) else None, rt_ms)
@@ -434,7 +450,10 @@ class _Turing:
         excluded = s["excluded"]
         ex = s["exclusions"]
         reasons = ex.loc[ex["excluded"], ["participant", "reasons"]] if len(ex) else ex
+        paradigm = ("two photos side by side (which is colorized? 50% = indistinguishable)"
+                    if info.get("paradigm") == "pair" else "one photo at a time (real or colorized?)")
         summary = (f"### Survey {survey_name!r} {'(active: participants get this one)' if info['active'] else '(inactive)'}\n"
+                   f"Paradigm: {paradigm}.\n\n"
                    f"{info['sources']} source photos: {st['real']} real, {st['generated']} colorized, "
                    f"{st['attention']} attention checks. **{info['participants']}** participants "
                    f"({info['finished']} finished), **{s['n_votes']}** counted votes "
@@ -443,7 +462,8 @@ class _Turing:
                    "Exclusions tab lists each with its reasons; the figures here leave them out)."
                    + _planning_line(s["model_stats"]))
         fmt = lambda df: df.round(3) if df is not None and len(df) else df  # noqa: E731
-        return [dd, summary, self._chart_svg(s["models"], real), fmt(s["model_stats"]), fmt(real),
+        per_model = s["model_stats"] if info.get("paradigm") != "pair" else s.get("pair_models")
+        return [dd, summary, self._chart_svg(s["models"], real), fmt(per_model), fmt(real),
                 self._images_html(s["images"], s["real_images"]), fmt(s["participants"]),
                 fmt(s["model_differences"]), reasons]
 
@@ -493,7 +513,7 @@ class _Turing:
         return paths
 
     def build(self, token, zip_file, name, models, size, practice, attention, activate,
-              progress=gr.Progress(), request: gr.Request = None):
+              paradigm="single", progress=gr.Progress(), request: gr.Request = None):
         self.check_token(token, request)
         if not zip_file:
             raise gr.Error("upload a zip file of color photos first")
@@ -505,7 +525,7 @@ class _Turing:
             rep = build_pool_from_zip(
                 self.store, path, list(models), survey=name, size=int(size or 256),
                 practice=int(practice or 0), attention=attention,
-                activate=bool(activate),
+                activate=bool(activate), paradigm=paradigm or "single",
                 progress=lambda f, t: progress(f, desc=t))
         except SurveyError as exc:
             raise gr.Error(str(exc)) from None
@@ -627,10 +647,18 @@ def build_turing_tabs(db_url: str | None = None, admin_token: str | None = None,
             feedback = gr.Markdown()
             image = gr.Image(type="filepath", interactive=False, show_label=False, buttons=[],
                              elem_id="turing-stimulus", label="photo", height=384)
-            gr.Markdown("**Is this a real color photo?**")
-            with gr.Row():
-                real_btn = gr.Button("Real  (R)", variant="primary", elem_id="turing-real")
-                fake_btn = gr.Button("Colorized  (C)", variant="secondary", elem_id="turing-fake")
+            with gr.Column(visible=True) as single_row:
+                gr.Markdown("**Is this a real color photo?**")
+                with gr.Row():
+                    real_btn = gr.Button("Real  (R)", variant="primary", elem_id="turing-real")
+                    fake_btn = gr.Button("Colorized  (C)", variant="secondary", elem_id="turing-fake")
+            with gr.Column(visible=False) as pair_row:
+                gr.Markdown("**One of these two is a real color photo, the other was colorized by "
+                            "a computer. Which one is colorized?**")
+                with gr.Row():
+                    left_btn = gr.Button("The left one  (L)", variant="primary", elem_id="turing-left")
+                    right_btn = gr.Button("The right one  (R)", variant="primary",
+                                          elem_id="turing-right")
             token = gr.Textbox(value="", visible="hidden", label="trial token")
             answer = gr.Textbox(value="", visible="hidden", label="answer")
             rt = gr.Number(value=None, visible="hidden", label="response time (ms)")
@@ -643,7 +671,8 @@ def build_turing_tabs(db_url: str | None = None, admin_token: str | None = None,
     t._out_components = outputs
     part = dict(concurrency_limit=PARTICIPANT_CONCURRENCY, concurrency_id="turing_participant",
                 show_progress="hidden")
-    started = start_btn.click(t.start, [pid, url_params, resume_secret, browser], [state] + outputs,
+    started = start_btn.click(t.start, [pid, url_params, resume_secret, browser],
+                              [state] + outputs + [single_row, pair_row],
                               api_name="turing_start", **{**part, "show_progress": "minimal"})
     started.success(None, [exposure, image], None, js=SHOW_JS, api_name="turing_show_start")
     started.success(t.remember, [state], [browser], api_visibility="private", queue=False,
@@ -655,6 +684,10 @@ def build_turing_tabs(db_url: str | None = None, admin_token: str | None = None,
                    api_name="turing_vote", **vote).success(
         None, [exposure, image], None, js=SHOW_JS, api_name="turing_show_real")
     # the same handler; the public endpoint is turing_vote (answer "real" or "fake")
+    for side, btn in (("left", left_btn), ("right", right_btn)):  # the pair paradigm's answers
+        btn.click(t.vote, [answer, token, rt, state], outputs, js=_vote_js(side),
+                  api_name=f"turing_vote_{side}", api_visibility="private", **vote).success(
+            None, [exposure, image], None, js=SHOW_JS, api_name=f"turing_show_{side}")
     fake_btn.click(t.vote, [answer, token, rt, state], outputs, js=_vote_js("fake"),
                    api_name="turing_vote_colorized", api_visibility="private", **vote).success(
         None, [exposure, image], None, js=SHOW_JS, api_name="turing_show_fake")
@@ -747,6 +780,10 @@ def _admin_tab(t: _Turing) -> None:
                                            value="", placeholder="a tenth of the photos",
                                            elem_id="turing-build-attention")
                     activate = gr.Checkbox(label="make it the active survey", value=True)
+                    paradigm = gr.Radio([("one photo: real or colorized?", "single"),
+                                         ("two photos side by side: which is colorized?", "pair")],
+                                        value="single", label="paradigm (of a new survey)",
+                                        elem_id="turing-build-paradigm")
                 build_btn = gr.Button("Build pool", variant="primary", elem_id="turing-build")
                 build_msg = gr.Markdown(elem_id="turing-build-msg")
     timer = gr.Timer(10, active=False)
@@ -791,7 +828,7 @@ def _admin_tab(t: _Turing) -> None:
     # fails does not leave an earlier success message under its error
     build_btn.click(None, None, [build_msg], js="() => ''", api_name="turing_admin_build_clear",
                     api_visibility="private", queue=False).then(
-        t.build, [token, zip_file, new_name, models, size, practice, attention, activate],
+        t.build, [token, zip_file, new_name, models, size, practice, attention, activate, paradigm],
         [build_msg], api_name="turing_admin_build_pool", api_visibility="private",
         concurrency_limit=1, concurrency_id="turing_build").success(
         after_build, [token, new_name], results + settings, api_name="turing_admin_after_build",
