@@ -213,7 +213,7 @@ ADMIN_EVENTS = {  # api_name -> inputs (besides the token), for raw calls
     "turing_admin_refresh": [None],
     "turing_admin_tick": [None],
     "turing_admin_export": [None],
-    "turing_admin_settings": [None, 0, 3, 0, 0, "HACKED", "", True, 0, "{}"],
+    "turing_admin_settings": [None, 0, 3, 0, 0, "HACKED", "", True, 0, 0, "{}"],
     "turing_admin_build_pool": [None, "evil", ["lite0-scene"], 64, 0, 0, True, "single"],
     "turing_admin_auto": [True],
     "turing_admin_choose": [None],

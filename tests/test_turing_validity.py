@@ -143,9 +143,10 @@ def test_repeats_come_later_as_twins_and_catch_inconsistent_answers(tiny_weights
     from turing_test.survey import REPEAT_GAP
     st = Store(f"sqlite:///{tmp_path / 'r.db'}")
     rep = pool.build_pool(st, make_photos(tmp_path / "p", 12), ["default"], survey="r", size=64,
-                          practice=0, attention=1, repeats=4, seed=1,
+                          practice=0, attention=1, repeats=6, seed=1,
                           settings=dict(max_trials=8, n_practice=0, n_attention=1, n_repeats=2))
-    assert rep.counts["repeats"] == 8  # 4 sources x (real + colorized)
+    assert rep.counts["repeats"] == 12  # 6 sources x (real + colorized): 7 counted photos of 11
+    # sources always hold 2 of them, so every participant gets both repeats
     frame = st.stimuli_frame("r")
     blobs = st.stimulus_images(frame["stimulus"])
     with st.read() as s:
@@ -154,7 +155,7 @@ def test_repeats_come_later_as_twins_and_catch_inconsistent_answers(tiny_weights
         twins = dict(s.execute(select(Stimulus.id, Stimulus.twin_of).where(Stimulus.twin_of.is_not(None))).all())
     assert all(blobs[t] == blobs[o] for t, o in twins.items())  # the same image, another id
     info = next(s for s in st.list_surveys() if s["name"] == "r")
-    assert info["stimuli"] == {"real": 12, "generated": 12, "attention": 1, "repeats": 8}
+    assert info["stimuli"] == {"real": 12, "generated": 12, "attention": 1, "repeats": 12}
 
     # participants: each repeat comes at least REPEAT_GAP trials after its first showing; one
     # answers every photo the same way twice, the other answers the repeats the other way round
@@ -176,7 +177,7 @@ def test_repeats_come_later_as_twins_and_catch_inconsistent_answers(tiny_weights
                 assert twins[sid] in shown[:i - REPEAT_GAP + 1], "a repeat before or too soon after its photo"
     votes = st.votes_frame("r")
     assert votes["repeat_of"].notna().sum() == 4
-    rules = stats.ExclusionRules(max_inconsistent_repeats=1, exclude_constant=False,
+    rules = stats.ExclusionRules(max_inconsistent_repeats=1, max_attention_failures=5, exclude_constant=False,
                                  exclude_alternating=False, exclude_fast_median=False)
     ex = stats.exclusion_table(votes, rules).set_index("participant")
     pid = {r.external_id: r.participant for r in st.participants_frame("r").itertuples()}
@@ -229,7 +230,7 @@ def test_the_pair_paradigm_shows_a_real_photo_beside_its_colorization(tiny_weigh
     votes = st.votes_frame("pairs")
     assert set(votes["kind"]) <= {"pair", "pair_catch"} and (votes["paradigm"] == "pair").all()
     counted = votes[~votes["practice"] & (votes["kind"] == "pair")]
-    t = stats.pair_model_table(votes)
+    t = stats.pair_model_table(votes, max_attention_failures=1)  # alice may fail the catch pair
     assert int(t["trials"].iloc[0]) == len(counted)
     assert t["fooling_rate"].iloc[0] == pytest.approx(counted["fooled"].astype(bool).mean())
     # a single-photo survey refuses the pair answers
@@ -242,3 +243,44 @@ def test_the_pair_paradigm_shows_a_real_photo_beside_its_colorization(tiny_weigh
     with pytest.raises(SurveyError, match="other paradigm"):
         pool.build_pool(single, make_photos(tmp_path / "r", 2, seed=3), ["default"], survey="one",
                         size=64, paradigm="pair")
+
+
+def test_metrics_beside_people_and_stopping_once_a_model_is_precise(tiny_weights_dir, tmp_path):
+    from turing_test import stats
+    st = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    pool.build_pool(st, make_photos(tmp_path / "p", 10), ["default"], survey="m", size=64,
+                    practice=0, attention=0, repeats=0, seed=4,
+                    settings=dict(max_trials=5, n_practice=0, n_attention=0))
+    m = st.stimulus_metrics("m")
+    assert len(m) == 10 and m["psnr"].between(5, 60).all() and (m["de2000"] > 0).all()
+    assert (m["colorfulness"] >= 0).all()
+    for k in range(8):
+        v = st.start(f"p{k}")
+        while not v.finished:
+            v = st.vote(v.participant_id, "real" if k % 3 else "fake", v.token)
+    votes = st.votes_frame("m")
+    table = stats.image_metric_table(votes, m)
+    assert {"psnr", "de2000", "colorfulness", "fooling_rate"} <= set(table.columns)
+    corr = stats.metric_correlations(table, n_boot=200)
+    assert set(corr["metric"]) >= {"psnr", "de2000", "colorfulness"}
+    # a stop width: once the model's interval is that narrow, new participants get real photos only
+    gen = votes[votes["kind"] == "generated"]
+    from turing_test.survey import interval_width
+    width = interval_width(int(gen["answer_real"].sum()), len(gen))
+    st.update_settings("m", exposure_ms=1000, max_trials=5, n_practice=0, n_attention=0,
+                       stop_width=width + 0.01)
+    frame = st.stimuli_frame("m").set_index("stimulus")
+    v = st.start("late")
+    kinds = set()
+    while not v.finished:
+        kinds.add(frame.loc[v.stimulus_id, "kind"])
+        v = st.vote(v.participant_id, "real", v.token)
+    assert kinds == {"real"}
+    st.update_settings("m", exposure_ms=1000, max_trials=5, n_practice=0, n_attention=0, stop_width=0)
+    kinds = set()
+    for k in range(3):
+        v = st.start(f"again{k}")
+        while not v.finished:
+            kinds.add(frame.loc[v.stimulus_id, "kind"])
+            v = st.vote(v.participant_id, "real", v.token)
+    assert "generated" in kinds

@@ -10,8 +10,8 @@ import secrets
 import string
 from datetime import datetime, timezone
 
-from sqlalchemy import (Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String,
+                        Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
 
 KINDS = ("real", "generated", "attention")
@@ -59,6 +59,8 @@ class Survey(Base):
     # "single": one photo, real or colorized?  "pair": a real photo and its colorization side by
     # side, which is colorized? (Zhang et al. 2016); chosen when the pool is built
     paradigm: Mapped[str | None] = mapped_column(String(8), nullable=True, default="single")
+    # stop assigning a model's photos once its 95% Wilson interval is at most this wide (0/None: never)
+    stop_width: Mapped[float | None] = mapped_column(Float, nullable=True)
     # repeats of an earlier photo per participant (consistency checks; None: a survey made before)
     n_repeats: Mapped[int | None] = mapped_column(Integer, nullable=True, default=2)
     completion_code: Mapped[str] = mapped_column(String(64), default=new_completion_code)
@@ -85,6 +87,11 @@ class Stimulus(Base):
     twin_of: Mapped[str | None] = mapped_column(String(32), nullable=True)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
+    # generated stimuli: how far the colorization is from its real photo (as participants see
+    # both: after the encoder), to set beside the human fooling rate
+    psnr: Mapped[float | None] = mapped_column(Float, nullable=True)
+    de2000: Mapped[float | None] = mapped_column(Float, nullable=True)
+    colorfulness: Mapped[float | None] = mapped_column(Float, nullable=True)  # ratio to the real one
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     image: Mapped[bytes] = deferred(mapped_column(LargeBinary))  # the encoded stimulus (pool.encode)
 

@@ -106,6 +106,18 @@ def encode(rgb: np.ndarray) -> bytes:
     return stored_png(pixels)
 
 
+def _metrics(generated: bytes, real: bytes) -> dict:
+    """PSNR, mean Delta E 2000 and the colorfulness ratio of a colorized stimulus against its real
+    version, both as participants see them (decoded from the encoder's files)."""
+    from colorizer import metrics
+    g = np.asarray(Image.open(io.BytesIO(generated)).convert("RGB"))
+    r = np.asarray(Image.open(io.BytesIO(real)).convert("RGB"))
+    m = metrics.evaluate_pair(g, r)
+    ratio = m["colorfulness_pred"] / m["colorfulness_truth"] if m["colorfulness_truth"] > 0 else None
+    psnr = m["psnr"] if np.isfinite(m["psnr"]) else None
+    return dict(psnr=psnr, de2000=m["de2000"], colorfulness=ratio)
+
+
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -284,9 +296,10 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
             out = c.colorize(rgb)
             if out.shape[:2] != rgb.shape[:2]:
                 raise SurveyError(f"model {model_name!r} changed the image size")
+            data = encode(to_rgb8(out))
             stimuli.append(NewStimulus(source=src, kind="generated", model=model_name,
-                                       image=encode(to_rgb8(out)), width=size, height=size,
-                                       practice=is_practice))
+                                       image=data, width=size, height=size,
+                                       practice=is_practice, **_metrics(data, stimuli[first].image)))
             done += 1
         if i in repeat_idx:
             stimuli += [NewStimulus(source=v.source, kind=v.kind, model=v.model, image=v.image,

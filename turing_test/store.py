@@ -17,7 +17,7 @@ import hashlib
 import json
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Integer, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -29,7 +29,7 @@ from .survey import SurveyError
 FAST_COMMIT_MS = 5.0  # see Store.writes_are_fast
 STARTS_PER_ADDRESS_PER_HOUR = 20  # new participants from one client address (0: no limit)
 SETTINGS = ("exposure_ms", "max_trials", "n_practice", "n_attention", "completion_code",
-            "completion_url", "n_repeats")
+            "completion_url", "n_repeats", "stop_width")
 
 
 class WriterBusy(Exception):
@@ -76,6 +76,9 @@ class NewStimulus:
     practice: bool = False
     id: str = field(default_factory=new_id)
     twin_of: str | None = None  # a repeat of that stimulus (same image)
+    psnr: float | None = None  # generated: against the real version
+    de2000: float | None = None
+    colorfulness: float | None = None
 
 
 class Store:
@@ -217,7 +220,8 @@ class Store:
                     raise SurveyError(f"unknown stimulus kind {st.kind!r}")
                 s.add(Stimulus(id=st.id, survey_id=sv.id, source=st.source[:255], kind=st.kind,
                                model=st.model, practice=st.practice, width=st.width,
-                               height=st.height, image=st.image, twin_of=st.twin_of))
+                               height=st.height, image=st.image, twin_of=st.twin_of,
+                               psnr=st.psnr, de2000=st.de2000, colorfulness=st.colorfulness))
             if activate:
                 s.execute(update(Survey).where(Survey.id != sv.id).values(active=False))
                 sv.active = True
@@ -334,10 +338,12 @@ class Store:
                                       "hour, the most allowed: continue the one this browser "
                                       "started, or come back later")
             secret = new_secret()
+            done = self._precise_models(s, sv)  # models whose interval is narrow enough already
             infos = [survey.StimulusInfo(id=i, source=src, kind=k, practice=pr, twin_of=tw)
-                     for i, src, k, pr, tw in s.execute(select(
+                     for i, src, k, pr, tw, m in s.execute(select(
                          Stimulus.id, Stimulus.source, Stimulus.kind, Stimulus.practice,
-                         Stimulus.twin_of).where(Stimulus.survey_id == sv.id))]
+                         Stimulus.twin_of, Stimulus.model).where(Stimulus.survey_id == sv.id))
+                     if not (k == "generated" and m in done)]
             counts = dict(s.execute(select(Assignment.stimulus_id, func.count()).join(
                 Stimulus, Assignment.stimulus_id == Stimulus.id).where(
                 Stimulus.survey_id == sv.id).group_by(Assignment.stimulus_id)).all())
@@ -361,6 +367,17 @@ class Store:
             view = self._view(s, sv, p, now=now)
             view.resume_secret = secret
             return view
+
+    def _precise_models(self, s, sv: Survey) -> set:
+        """Models whose fooling rate's 95% Wilson interval (counted votes, repeats apart) is at
+        most the survey's stop_width wide: their photos are no longer assigned."""
+        if not sv.stop_width:
+            return set()
+        rows = s.execute(select(Stimulus.model, func.count(), func.sum(
+            func.cast(Vote.answer_real, Integer))).join(Vote, Vote.stimulus_id == Stimulus.id).where(
+            Stimulus.survey_id == sv.id, Stimulus.kind == "generated", Stimulus.twin_of.is_(None),
+            Vote.practice.is_(False)).group_by(Stimulus.model)).all()
+        return {m for m, n, k in rows if survey.interval_width(int(k or 0), int(n)) <= sv.stop_width}
 
     def current(self, participant_id: str) -> TrialView:
         """Where a participant is now (nothing written)."""
@@ -539,6 +556,18 @@ class Store:
         df["fooled"] = pd.Series([bool(a) if p else None for a, p in zip(df["answer_real"], pair)],
                                  dtype=object, index=df.index)
         return df[VOTE_COLUMNS]
+
+    def stimulus_metrics(self, survey_name: str):
+        """Per generated stimulus: stimulus, psnr, de2000, colorfulness (ratio to the real one)."""
+        import pandas as pd
+        q = (select(Stimulus.id, Stimulus.psnr, Stimulus.de2000, Stimulus.colorfulness)
+             .join(Survey, Stimulus.survey_id == Survey.id)
+             .where(Survey.name == survey_name, Stimulus.kind == "generated", Stimulus.twin_of.is_(None)))
+        with self.read() as s:
+            rows = s.execute(q).all()
+        return pd.DataFrame([tuple(r) for r in rows],
+                            columns=["stimulus", "psnr", "de2000", "colorfulness"]).dropna(how="all",
+                                                                                          subset=["psnr", "de2000", "colorfulness"])
 
     def participants_frame(self, survey_name: str | None = None):
         import pandas as pd

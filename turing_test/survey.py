@@ -16,6 +16,7 @@ Assignment (per participant, at start):
 """
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -157,8 +158,16 @@ def parse_url_params(query: str | None) -> dict:
     return out
 
 
+def interval_width(k: int, n: int, z: float = 1.959963984540054) -> float:
+    """Total width of the Wilson score interval of k successes in n (1.0 for n == 0)."""
+    if n <= 0:
+        return 1.0
+    p = k / n
+    return 2 * z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+
+
 def check_settings(*, exposure_ms, max_trials, n_practice, n_attention, completion_code="",
-                   completion_url="", n_repeats=2) -> dict:
+                   completion_url="", n_repeats=2, stop_width=0.0) -> dict:
     """Validate survey settings from the admin tab; returns them cleaned."""
     def as_int(v, name, lo, hi):
         try:
@@ -180,7 +189,18 @@ def check_settings(*, exposure_ms, max_trials, n_practice, n_attention, completi
                 n_practice=as_int(n_practice, "practice trials", 0, 20),
                 n_attention=as_int(n_attention, "attention checks", 0, 50),
                 n_repeats=as_int(2 if n_repeats is None else n_repeats, "repeated photos", 0, 20),
+                stop_width=_as_width(stop_width),
                 completion_code=code, completion_url=url)
+
+
+def _as_width(v) -> float:
+    try:
+        f = float(v or 0)
+    except (TypeError, ValueError):
+        raise SurveyError("the interval width to stop at must be a number from 0 (never stop) to 1") from None
+    if not 0 <= f <= 1:
+        raise SurveyError("the interval width to stop at must be from 0 (never stop) to 1")
+    return f
 
 
 def _least_assigned_first(items: list[StimulusInfo], rng: random.Random) -> list[StimulusInfo]:

@@ -436,7 +436,7 @@ class _Turing:
         dd = gr.update(choices=names, value=survey_name)
         if survey_name is None:
             return [dd, "No survey yet: build a pool below (or with `python -m turing_test "
-                    "build-pool`).", "", None, None, "", None, None, None]
+                    "build-pool`).", "", None, None, "", None, None, None, None, None]
         info = next(s for s in self.store.list_surveys() if s["name"] == survey_name)
         votes = self.store.votes_frame(survey_name)
         rules = _rules_of(info)
@@ -463,21 +463,25 @@ class _Turing:
                    + _planning_line(s["model_stats"]))
         fmt = lambda df: df.round(3) if df is not None and len(df) else df  # noqa: E731
         per_model = s["model_stats"] if info.get("paradigm") != "pair" else s.get("pair_models")
+        with_metrics = stats.image_metric_table(votes, self.store.stimulus_metrics(survey_name), rules)
+        corr = stats.metric_correlations(with_metrics, n_boot=BOOTSTRAP_REPLICATES)
         return [dd, summary, self._chart_svg(s["models"], real), fmt(per_model), fmt(real),
                 self._images_html(s["images"], s["real_images"]), fmt(s["participants"]),
-                fmt(s["model_differences"]), reasons]
+                fmt(s["model_differences"]), reasons, fmt(corr), fmt(with_metrics)]
 
     def settings_of(self, token, survey_name, request: gr.Request = None):
         self.check_token(token, request)
         info = self.store.get_survey(survey_name) if survey_name else None
         if info is None:
-            return [gr.update()] * 9
+            return [gr.update()] * 10
         return [info["exposure_ms"], info["max_trials"], info["n_practice"], info["n_attention"],
                 info["completion_code"], info["completion_url"], info["active"],
-                info["n_repeats"] or 0, json.dumps(_rules_of(info).to_dict(), indent=1)]
+                info["n_repeats"] or 0, info["stop_width"] or 0,
+                json.dumps(_rules_of(info).to_dict(), indent=1)]
 
     def save_settings(self, token, survey_name, exposure_ms, max_trials, n_practice, n_attention,
-                      code, url, active, n_repeats=2, rules_json="", request: gr.Request = None):
+                      code, url, active, n_repeats=2, stop_width=0.0, rules_json="",
+                      request: gr.Request = None):
         self.check_token(token, request)
         if not survey_name:
             raise gr.Error("choose a survey first")
@@ -485,7 +489,8 @@ class _Turing:
             rules = parse_rules(rules_json)
             self.store.update_settings(survey_name, exposure_ms=exposure_ms, max_trials=max_trials,
                                        n_practice=n_practice, n_attention=n_attention,
-                                       n_repeats=n_repeats, completion_code=code, completion_url=url,
+                                       n_repeats=n_repeats, stop_width=stop_width,
+                                       completion_code=code, completion_url=url,
                                        active=bool(active), exclusion_rules=rules.to_dict())
         except SurveyError as exc:
             raise gr.Error(str(exc)) from None
@@ -504,7 +509,10 @@ class _Turing:
         for key, df in (("votes", stats.flag_votes(votes, rules)), ("per_model", s["models"]),
                         ("per_model_stats", s["model_stats"]),
                         ("model_differences", s["model_differences"]),
-                        ("exclusions", s["exclusions"]), ("per_image", s["images"]),
+                        ("exclusions", s["exclusions"]),
+                        ("per_image", stats.image_metric_table(
+                            votes, self.store.stimulus_metrics(survey_name), rules)
+                         if survey_name else s["images"]),
                         ("real_photos", s["real_images"]), ("per_participant", s["participants"]),
                         ("participants", self.store.participants_frame(survey_name or None))):
             p = d / f"turing_{tag}_{key}.csv"
@@ -737,6 +745,13 @@ def _admin_tab(t: _Turing) -> None:
             with gr.Tab("Exclusions"):
                 excl_df = gr.Dataframe(label="excluded participants and why", interactive=False,
                                        elem_id="turing-admin-exclusions")
+            with gr.Tab("Metrics and people"):
+                corr_df = gr.Dataframe(label="Spearman correlation of each metric with the human fooling "
+                                             "rate, per colorized photo (95% bootstrap interval over photos)",
+                                       interactive=False, elem_id="turing-admin-correlations")
+                metric_df = gr.Dataframe(label="fooling rate per colorized photo beside its PSNR, "
+                                               "mean Delta E 2000 and colorfulness ratio (against its real photo)",
+                                         interactive=False)
             with gr.Tab("Model differences"):
                 diff_df = gr.Dataframe(label="pairwise differences of fooling rates (bootstrap over "
                                              "participants and photos, 95%)", interactive=False)
@@ -751,6 +766,8 @@ def _admin_tab(t: _Turing) -> None:
                     n_attention = gr.Number(label="attention checks per participant", precision=0)
                     n_repeats = gr.Number(label="repeated photos per participant (consistency checks)",
                                           precision=0)
+                    stop_width = gr.Number(label="stop assigning a model once its 95% interval is this "
+                                                 "wide (0 = never)", minimum=0, maximum=1)
                 with gr.Row():
                     code = gr.Textbox(label="completion code (shown at the end, e.g. Prolific's)")
                     url = gr.Textbox(label="completion URL (optional link at the end)")
@@ -788,8 +805,10 @@ def _admin_tab(t: _Turing) -> None:
                 build_msg = gr.Markdown(elem_id="turing-build-msg")
     timer = gr.Timer(10, active=False)
 
-    results = [survey_dd, summary, chart, models_df, real_df, images_html, parts_df, diff_df, excl_df]
-    settings = [exposure, max_trials, n_practice, n_attention, code, url, active, n_repeats, rules_box]
+    results = [survey_dd, summary, chart, models_df, real_df, images_html, parts_df, diff_df, excl_df,
+               corr_df, metric_df]
+    settings = [exposure, max_trials, n_practice, n_attention, code, url, active, n_repeats, stop_width,
+                rules_box]
 
     def open_dashboard(tok, name, request: gr.Request = None):
         res = t.dashboard(tok, name, request)
