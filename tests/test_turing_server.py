@@ -392,3 +392,25 @@ def test_a_vote_without_a_token_writes_nothing_even_from_a_script(server):
         text = str(msg.get("output", msg))
         assert not msg.get("success") and ("press Start" in text or "must name its trial" in text), msg
     assert n_votes(server) == before
+
+
+def test_a_bot_that_answers_fake_at_once_is_excluded_with_its_reasons(server):
+    """The probes of the issue: a script that answers "fake" to everything, as fast as it can,
+    passes the wrong-color checks but is excluded (constant answers, and faster than the speed
+    floor by the server's own clock), and the export lists it with the reasons."""
+    from turing_test import stats
+    c = client(server)
+    *_, end, token, _ = c.predict("", api_name="/turing_start")
+    while not end:
+        *_, end, token, _ = c.predict("fake", token, 1, api_name="/turing_vote")  # claims 1 ms
+    st = server["store"]
+    votes = st.votes_frame("srv")
+    me = votes["participant"].iloc[-1]
+    mine = votes[votes["participant"] == me]
+    assert mine["server_ms"].median() < 200  # the server's clock, whatever the client claims
+    flagged = stats.flag_votes(votes, stats.ExclusionRules())
+    rows = flagged[flagged["participant"] == me]
+    row = rows.iloc[-1]
+    assert row["excluded_participant"] and rows["fast"].sum() >= len(rows) // 2
+    assert "'fake'" in row["exclusion_reason"] and "200 ms" in row["exclusion_reason"]
+    assert me not in set(stats.headline_votes(votes, rules=stats.ExclusionRules())["participant"])
