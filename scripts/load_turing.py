@@ -163,7 +163,7 @@ def participant(job: dict, k: int, delay: float, seed: int, out: dict, lock: thr
         while not end and n < job["votes"] and time.time() < job["deadline"]:
             if think[1] > 0:
                 time.sleep(prng.uniform(think[0], think[1]) / 1000.0)
-            shown = Path(img).stem
+            voted = token
             sent = time.time()
             t = time.perf_counter()
             img, _, _, end, new_token, _ = c.predict(prng.choice(["real", "fake"]), token,
@@ -174,7 +174,7 @@ def participant(job: dict, k: int, delay: float, seed: int, out: dict, lock: thr
             with lock:
                 out["lat_vote"].append(dt)
                 out["trace"].append((k, sent - job["t0"], dt))
-                out["acked"].append((ext, shown))
+                out["acked"].append((ext, voted))
             token = new_token
             n += 1
         c.close()
@@ -322,8 +322,9 @@ def main(argv=None) -> int:
         eng = create_engine(db_url)
         with eng.connect() as c:
             rows = c.execute(text(
-                "SELECT p.external_id, v.stimulus_id FROM votes v JOIN participants p "
-                "ON p.id = v.participant_id WHERE p.external_id LIKE :pfx"),
+                "SELECT p.external_id, a.token FROM votes v JOIN participants p "
+                "ON p.id = v.participant_id JOIN assignments a ON a.id = v.assignment_id "
+                "WHERE p.external_id LIKE :pfx"),
                 {"pfx": f"load_{run_id}_%"}).all()
         eng.dispose()
     finally:

@@ -30,7 +30,7 @@ from turing_test.store import Store
 
 ADMIN = "zip-admin-token-42"
 SCREENSHOT = H.ARTIFACTS / "turing_admin_build.png"
-STIMULUS_NAME = re.compile(r"([0-9a-f]{16})\.jpg$")
+STIMULUS_NAME = re.compile(r"([0-9a-f]{32})\.png$")
 MODEL = "lite0-scene"  # the tiny default model; "tiny2" (a copy) is the other choice
 
 
@@ -236,18 +236,22 @@ def test_build_pool_from_zip_in_the_browser(server, page, tmp_path):
     assert st.survey_names() == ["earlier", "holiday"]
     assert st.active_survey()["name"] == "holiday" and not st.get_survey("earlier")["active"]
     assert st.get_survey("holiday")["image_size"] == 128
-    df = st.stimuli_frame("holiday")
+    everything = st.stimuli_frame("holiday")
+    df = everything[everything["repeat_of"].isna()]  # the twins of a repeated photo apart
+    twins = everything[everything["repeat_of"].notna()]
     assert sorted(df["source"].unique()) == sorted(names)
     for src, g in df.groupby("source"):
         kinds = g["kind"].value_counts().to_dict()
         assert kinds.get("real") == 1 and kinds.get("generated") == 1, (src, kinds)
         assert set(g.loc[g["kind"] == "generated", "model"]) == {MODEL}
     assert (df["kind"] == "attention").sum() == 1 and len(df) == 11
-    assert df["stimulus"].str.fullmatch(r"[0-9a-f]{16}").all()
+    # one photo (a tenth, at least one) gets a twin of its real and its colorized version
+    assert len(twins) == 2 and set(twins["repeat_of"]) <= set(df["stimulus"])
+    assert everything["stimulus"].str.fullmatch(r"[0-9a-f]{16}").all()
     blobs = st.stimulus_images(df["stimulus"])
     for sid in df["stimulus"]:
         im = Image.open(io.BytesIO(blobs[sid]))
-        assert im.format == "JPEG" and im.size == (128, 128)
+        assert im.format == "PNG" and im.size == (128, 128)
     # the earlier survey is untouched
     assert st.stimuli_frame("earlier").equals(before[before["survey"] == "earlier"].reset_index(drop=True))
 
@@ -259,7 +263,8 @@ def test_build_pool_from_zip_in_the_browser(server, page, tmp_path):
     assert page.get_by_label("counted trials per participant").first.input_value() == "20"
     assert st.get_survey("earlier")["completion_code"] == "EARLY1"
 
-    # a participant in the browser gets a photo of the new survey, served from a random name
+    # a participant in the browser gets a photo of the new survey, served under a name of its
+    # trial (neither the stimulus id nor the token)
     ids = set(df["stimulus"])
     page.get_by_role("tab", name="Turing test", exact=True).click()
     page.get_by_role("button", name="I agree, start").click()
@@ -267,18 +272,18 @@ def test_build_pool_from_zip_in_the_browser(server, page, tmp_path):
     img.wait_for()
     src = img.get_attribute("src")
     m = STIMULUS_NAME.search(src.split("?")[0])
-    assert m and m.group(1) in ids, src
+    assert m and m.group(1) not in ids, src
     served = page.request.get(src)
-    assert served.ok and served.body() == blobs[m.group(1)]
-    assert (server.work / "stimuli" / f"{m.group(1)}.jpg").is_file()
+    assert served.ok and served.body() in set(blobs.values())
+    assert (server.work / "stimuli" / "shown" / f"{m.group(1)}.png").is_file()
 
     # and so does one through the public API (gradio_client)
     from gradio_client import Client
     image, progress, feedback, end, token, exposure = Client(server.url, verbose=False).predict(
         "", api_name="/turing_start")
     m = STIMULUS_NAME.search(Path(image).name)
-    assert m and m.group(1) in ids and not end and token, (image, end)
-    assert Path(image).read_bytes() == blobs[m.group(1)]
+    assert m and m.group(1) not in ids and not end and token, (image, end)
+    assert Path(image).read_bytes() in set(blobs.values())
     assert len(Store(server.db_url).participants_frame("holiday")) == 2
     assert server.alive()
 

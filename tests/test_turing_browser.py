@@ -32,7 +32,7 @@ def server(tmp_path_factory, tiny_checkpoint):
         mp.setenv("COLORIZER_WEIGHTS_DIR", str(tiny_checkpoint.parent))
         url = f"sqlite:///{tmp / 'turing.db'}"
         build_pool(Store(url), make_photos(tmp / "photos", 8, size=(160, 120)), ["default"],
-                   survey="browser", size=128, practice=1, attention=1, seed=4,
+                   survey="browser", size=128, practice=1, attention=1, repeats=0, seed=4,
                    settings=dict(max_trials=3, n_practice=1, n_attention=1, exposure_ms=700,
                                  completion_code="BRWS42"))
         from turing_test.ui import build_turing_tabs
@@ -132,5 +132,111 @@ def test_admin_dashboard_in_browser(server, page):
     page.get_by_label("Admin token").fill(ADMIN)
     page.get_by_role("button", name="Open dashboard").click()
     page.get_by_text("counted votes").first.wait_for()
-    page.get_by_text("Excluded for failed attention checks").first.wait_for()
+    page.get_by_text("Excluded by the survey's rules").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "turing_admin.png"), full_page=True)
+
+
+def _launch(url: str, cache: Path, port: int):
+    from turing_test.ui import build_turing_tabs
+    with gr.Blocks() as demo:
+        with gr.Tabs():
+            build_turing_tabs(db_url=url, admin_token=ADMIN, demo_survey=False, stimulus_cache=cache)
+    demo.queue()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                ssr_mode=False)
+    return demo
+
+
+def test_the_same_browser_continues_after_a_restart_and_another_gets_nothing(page, tmp_path, tiny_checkpoint,
+                                                                            monkeypatch):
+    """An anonymous participant votes twice, the server is stopped and started again on the same
+    database: the same browser, pressing Start, continues at the third photo (the resume secret
+    is in its localStorage); a fresh browser starts a new participant."""
+    monkeypatch.setenv("COLORIZER_WEIGHTS_DIR", str(tiny_checkpoint.parent))
+    url = f"sqlite:///{tmp_path / 'turing.db'}"
+    build_pool(Store(url), make_photos(tmp_path / "photos", 8, size=(160, 120)), ["default"],
+               survey="again", size=96, practice=0, attention=0, repeats=0, seed=5,
+               settings=dict(max_trials=5, n_practice=0, n_attention=0, exposure_ms=0))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    demo = _launch(url, tmp_path / "cache", port)
+    try:
+        if True:  # (the page of this module: this server's port is new to it, so is its storage)
+            pg = page
+            pg.goto(base, wait_until="domcontentloaded")
+            pg.get_by_role("button", name="I agree, start").click()
+            pg.locator("#turing-stimulus img").first.wait_for()
+            pg.get_by_text("Photo 1 of 5").wait_for()
+            seen = [current_src(pg)]
+            pg.locator("#turing-real").click()
+            seen.append(wait_new_image(pg, seen[0]))
+            pg.get_by_text("Photo 2 of 5").wait_for()
+            pg.locator("#turing-fake").click()
+            wait_new_image(pg, seen[1])
+            pg.get_by_text("Photo 3 of 5").wait_for()
+            shown_before = Store(url).votes_frame()["stimulus"].tolist()
+            assert len(shown_before) == 2
+
+            demo.close()  # the server goes away (its Gradio sessions with it) ...
+            demo = _launch(url, tmp_path / "cache", port)  # ... and comes back
+            pg.goto(base, wait_until="domcontentloaded")
+            pg.get_by_role("button", name="I agree, start").click()
+            pg.get_by_text("Photo 3 of 5").wait_for()
+            pg.get_by_text("continue where you left off").wait_for()
+            pg.locator("#turing-real").click()
+            pg.get_by_text("Photo 4 of 5").wait_for()
+            votes = Store(url).votes_frame()
+            assert len(votes) == 3 and votes["participant"].nunique() == 1
+            assert votes["stimulus"].is_unique  # never a photo it had judged
+        fresh = page.context.browser.new_context()  # another browser: a new participant
+        try:
+            other = fresh.new_page()
+            other.goto(base, wait_until="domcontentloaded")
+            other.get_by_role("button", name="I agree, start").click()
+            other.get_by_text("Photo 1 of 5").wait_for()
+        finally:
+            fresh.close()
+        assert len(Store(url).participants_frame()) == 2
+    finally:
+        demo.close()
+
+
+def test_the_pair_paradigm_in_the_browser(page, tmp_path, tiny_checkpoint, monkeypatch):
+    """Two photos side by side (a real one and its colorization, sides at random), "which one
+    is colorized?" with the buttons and the L / R keys, practice feedback, the end screen."""
+    monkeypatch.setenv("COLORIZER_WEIGHTS_DIR", str(tiny_checkpoint.parent))
+    url = f"sqlite:///{tmp_path / 'pair.db'}"
+    build_pool(Store(url), make_photos(tmp_path / "photos", 10, size=(160, 120)), ["default"],
+               survey="pairs", size=128, practice=2, attention=1, repeats=0, paradigm="pair", seed=6,
+               settings=dict(max_trials=3, n_practice=1, n_attention=1, exposure_ms=0,
+                             completion_code="PAIR77"))
+    port = free_port()
+    demo = _launch(url, tmp_path / "cache", port)
+    try:
+        page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+        page.get_by_role("button", name="I agree, start").click()
+        page.get_by_text("Which one is colorized?").wait_for()
+        assert page.locator("#turing-left").is_visible() and not page.locator("#turing-real").is_visible()
+        img = page.locator("#turing-stimulus img").first
+        img.wait_for()
+        t0 = time.time()
+        while not img.evaluate("el => el.complete && el.naturalWidth > 0") and time.time() - t0 < 10:
+            time.sleep(0.05)
+        assert img.evaluate("el => [el.naturalWidth, el.naturalHeight]") == [2 * 128 + 16, 128]
+        page.screenshot(path=str(ARTIFACTS / "turing_pair.png"))
+        src = current_src(page)
+        page.locator("#turing-left").click()  # practice: feedback says which was colorized
+        page.get_by_text("Practice:").wait_for()
+        src = wait_new_image(page, src)
+        page.keyboard.press("r")  # the keys: R = the right one
+        src = wait_new_image(page, src)
+        page.keyboard.press("l")
+        src = wait_new_image(page, src)
+        page.locator("#turing-right").click()
+        page.get_by_text("Your completion code").wait_for()
+        assert "PAIR77" in page.content()
+        votes = export_votes(url)
+        assert len(votes) == 4 and set(votes["kind"]) <= {"pair", "pair_catch"}
+        assert votes["fooled"].notna().all() and votes["server_ms"].notna().all()
+    finally:
+        demo.close()

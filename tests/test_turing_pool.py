@@ -6,10 +6,11 @@ import io
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, JpegImagePlugin
+from PIL import Image
 
 import turing_test
 from turing_test import pool
@@ -36,11 +37,11 @@ def photos(tmp_path):
 def test_build_pool_identical_processing(tiny_weights_dir, photos, tmp_path):
     st = Store(f"sqlite:///{tmp_path / 't.db'}")
     rep = pool.build_pool(st, photos, ["default"], survey="s1", size=64, practice=1,
-                          attention=2, seed=3)
+                          attention=2, repeats=0, seed=3)
     skipped = dict(rep.skipped)
     assert "gray" in skipped["gray.png"] and "broken.jpg" in skipped
     assert len(rep.sources) == 7 and len(rep.practice_sources) == 1
-    assert rep.counts == {"real": 7, "generated": 7, "attention": 2}
+    assert rep.counts == {"real": 7, "generated": 7, "attention": 2, "repeats": 0}
 
     df = st.stimuli_frame("s1")
     assert len(df) == 16
@@ -50,13 +51,13 @@ def test_build_pool_identical_processing(tiny_weights_dir, photos, tmp_path):
     for row in df.itertuples():
         data = blobs[row.stimulus]
         im = Image.open(io.BytesIO(data))
-        assert im.format == "JPEG" and im.size == (64, 64) and im.mode == "RGB"
-        # no metadata at all: no EXIF, ICC profile, comment; JFIF header fields only
-        assert set(im.info) <= {"jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi",
-                                "progressive", "progression", "adobe", "adobe_transform"}, im.info
-        assert im.getexif() == {} or len(im.getexif()) == 0
+        assert im.format == "PNG" and im.size == (64, 64) and im.mode == "RGB"
+        # no metadata at all: no text, time, ICC or EXIF chunks; the chunks are IHDR, IDAT, IEND
+        assert im.info == {} or set(im.info) <= {"dpi"}, im.info
+        assert _png_chunk_types(data) <= {b"IHDR", b"IDAT", b"IEND"}
         assert b"SecretCam" not in data and b"real" not in data and b"default" not in data
-        sig = (im.quantization, JpegImagePlugin.get_sampling(im), im.info.get("progressive"))
+        # every stimulus the same length, with the same header: the file tells nothing
+        sig = (len(data), data[:43], _png_filters(data))  # signature, IHDR, IDAT head, zlib head
         ref = ref or sig
         assert sig == ref, "every stimulus must be encoded the same way"
     # the real and the colorized version of one source share the lightness (the model only
@@ -114,10 +115,11 @@ def test_build_pool_all_models(tiny_weights_dir, photos, tmp_path):
 
 def test_extend_pool_skips_known_sources(tiny_weights_dir, photos, tmp_path):
     st = Store(f"sqlite:///{tmp_path / 't.db'}")
-    pool.build_pool(st, photos, ["default"], survey="s", size=64, practice=0, attention=0)
+    pool.build_pool(st, photos, ["default"], survey="s", size=64, practice=0, attention=0, repeats=0)
     n = len(st.stimuli_frame("s"))
     make_photos(photos, 8, seed=5)  # 2 new names (photo_006, photo_007), the rest known
-    rep = pool.build_pool(st, photos, ["default"], survey="s", size=64, practice=0, attention=0)
+    rep = pool.build_pool(st, photos, ["default"], survey="s", size=64, practice=0, attention=0,
+                          repeats=0)
     assert sorted(rep.sources) == ["photo_006.png", "photo_007.png"]
     assert len(st.stimuli_frame("s")) == n + 4
     with pytest.raises(SurveyError, match="64 px"):
@@ -171,7 +173,42 @@ def test_stimulus_files(tiny_weights_dir, tmp_path):
     files = pool.StimulusFiles(st, tmp_path / "cache")
     sid = st.stimuli_frame()["stimulus"].iloc[0]
     p = files.path(sid)
-    assert p.endswith(f"/{sid}.jpg") and open(p, "rb").read() == st.stimulus_image(sid)
+    assert open(p, "rb").read() == st.stimulus_image(sid)
+    assert not Path(p).is_relative_to(files.folder)  # the stored copy is not served
+    shown = files.show(sid, "ab12")
+    assert Path(shown).parent == files.folder and sid not in shown and "ab12" not in shown
+    assert open(shown, "rb").read() == st.stimulus_image(sid)
+    assert files.show(sid, "ab12") == shown and files.show(sid, "cd34") != shown
+    files.hide("ab12")
+    assert not Path(shown).exists() and Path(p).exists()
+    files.hide("ab12")  # twice: nothing to do
+    again = pool.StimulusFiles(st, tmp_path / "cache")  # a restart: nothing left from before
+    assert list(again.folder.iterdir()) == []
+
+
+def _png_filters(data: bytes) -> set:
+    """The filter bytes of an 8-bit RGB PNG's rows (encoders pick them from the content)."""
+    import struct
+    import zlib
+    w, h = struct.unpack(">II", data[16:24])
+    idat, i = b"", 8
+    while i < len(data):
+        n, = struct.unpack(">I", data[i:i + 4])
+        if data[i + 4:i + 8] == b"IDAT":
+            idat += data[i + 8:i + 8 + n]
+        i += 12 + n
+    raw = zlib.decompress(idat)
+    return {raw[r * (3 * w + 1)] for r in range(h)}
+
+
+def _png_chunk_types(data: bytes) -> set:
+    import struct
+    out, i = set(), 8
+    while i < len(data):
+        n, = struct.unpack(">I", data[i:i + 4])
+        out.add(data[i + 4:i + 8])
+        i += 12 + n
+    return out
 
 
 def run_cli(*args, env=None):
@@ -192,6 +229,8 @@ def test_cli_build_pool_and_export(tiny_weights_dir, tmp_path, monkeypatch):
     st = Store(url)
     assert st.active_survey()["max_trials"] == 4
     v = st.start("x")
+    planned = v.n_trials  # 1 practice + 4 counted (+ a repeat if one of its photos has a twin)
+    assert planned in (5, 6)
     while not v.finished:
         v = st.vote(v.participant_id, "real", v.token)
     out = tmp_path / "out" / "votes.csv"
@@ -199,10 +238,12 @@ def test_cli_build_pool_and_export(tiny_weights_dir, tmp_path, monkeypatch):
     assert r.returncode == 0, r.stderr
     import pandas as pd
     df = pd.read_csv(out)
-    assert list(df.columns) == turing_test.VOTE_COLUMNS and len(df) == 5
+    # the votes, then their flags under the survey's exclusion rules
+    assert list(df.columns) == turing_test.VOTE_COLUMNS + ["fast", "excluded_participant",
+                                                           "exclusion_reason"] and len(df) == planned
     assert (tmp_path / "agg" / "models.csv").exists()
     r = run_cli("surveys", env=env)
-    assert "* cli_survey: 6 photos" in r.stdout and "5 votes" in r.stdout
+    assert "* cli_survey: 6 photos" in r.stdout and f"{planned} votes" in r.stdout
     r = run_cli("results", env=env)
     assert r.returncode == 0 and "fooling rate" in r.stdout
     # errors: a clear message, exit status 2, nothing written

@@ -16,7 +16,7 @@ from turing_test.store import Store
 from turing_helpers import fn_index_of, free_port, make_photos, raw_gradio_call
 
 ADMIN = "s3cret-admin-token"
-HEX_JPG = re.compile(r"^[0-9a-f]{16}\.jpg$")
+HEX_PNG = re.compile(r"^[0-9a-f]{32}\.png$")
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def server(tmp_path_factory, tiny_checkpoint):
         url = f"sqlite:///{tmp / 'turing.db'}"
         st = Store(url)
         build_pool(st, make_photos(tmp / "photos", 14), ["default"], survey="srv", size=64,
-                   practice=2, attention=2, seed=1,
+                   practice=2, attention=2, repeats=0, seed=1,
                    settings=dict(max_trials=6, n_practice=2, n_attention=1, completion_code="CODE77"))
         from turing_test.ui import build_turing_tabs
         with gr.Blocks() as demo:
@@ -60,7 +60,7 @@ def leaks(texts, store) -> list[str]:
 
 def test_public_api_is_start_and_vote_only(server):
     api = client(server).view_api(return_format="dict", print_info=False)
-    assert sorted(api["named_endpoints"]) == ["/turing_start", "/turing_vote"]
+    assert sorted(api["named_endpoints"]) == ["/turing_secret", "/turing_start", "/turing_vote"]
     assert not api["unnamed_endpoints"]
     params = [p["parameter_name"] for p in api["named_endpoints"]["/turing_vote"]["parameters"]]
     assert params[0] == "answer"
@@ -72,7 +72,7 @@ def test_participant_flow(server):
     before = n_votes(server)
     img, progress, feedback, end, token, exposure = c.predict("", api_name="/turing_start")
     assert "Practice 1 of 2" in progress and exposure == 1000 and not end
-    assert HEX_JPG.match(Path(img).name) and Path(img).read_bytes()[:2] == b"\xff\xd8"
+    assert HEX_PNG.match(Path(img).name) and Path(img).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     seen = [Path(img).name]
     texts = [progress, feedback, end, token]
     assert not leaks(texts, st)
@@ -87,7 +87,7 @@ def test_participant_flow(server):
             assert not leaks([progress, feedback, token, img], st)
         if end:
             break
-        assert HEX_JPG.match(Path(img).name)
+        assert HEX_PNG.match(Path(img).name)
         seen.append(Path(img).name)
     assert steps == 8 and img is None and "CODE77" in end and "of 6 photos" in end
     assert len(seen) == len(set(seen)) == 8
@@ -163,15 +163,19 @@ def test_replayed_vote_counts_once(server):
 
 def test_url_params_and_resume(server):
     c = client(server)
-    c.predict("", "PROLIFIC_PID=5f00aa11bb22cc33dd44ee55&STUDY_ID=st1&SESSION_ID=se9",
-              api_name="/turing_start")
+    *_, token, _ = c.predict("", "PROLIFIC_PID=5f00aa11bb22cc33dd44ee55&STUDY_ID=st1&SESSION_ID=se9",
+                             api_name="/turing_start")
     parts = server["store"].participants_frame()
     row = parts[parts["external_id"] == "5f00aa11bb22cc33dd44ee55"].iloc[0]
     assert row["study_id"] == "st1" and row["session_id"] == "se9"
-    *_, token, _ = c.predict("real", api_name="/turing_vote")
-    # the same person in a new browser (or after a server restart) continues where they were
+    *_, token, _ = c.predict("real", token, api_name="/turing_vote")
+    secret = c.predict(api_name="/turing_secret")
+    # someone else who knows the id gets nothing
+    with pytest.raises(Exception, match="already started the survey in another browser"):
+        client(server).predict("5f00aa11bb22cc33dd44ee55", api_name="/turing_start")
+    # the same person's browser (its secret) continues where they were, after a server restart too
     c2 = client(server)
-    img, progress, feedback, end, token2, _ = c2.predict("5f00aa11bb22cc33dd44ee55",
+    img, progress, feedback, end, token2, _ = c2.predict("5f00aa11bb22cc33dd44ee55", "", secret,
                                                          api_name="/turing_start")
     assert token2 == token and "continue" in feedback and "Practice 2 of 2" in progress
 
@@ -209,8 +213,8 @@ ADMIN_EVENTS = {  # api_name -> inputs (besides the token), for raw calls
     "turing_admin_refresh": [None],
     "turing_admin_tick": [None],
     "turing_admin_export": [None],
-    "turing_admin_settings": [None, 0, 3, 0, 0, "HACKED", "", True],
-    "turing_admin_build_pool": [None, "evil", ["lite0-scene"], 64, 0, 0, True],
+    "turing_admin_settings": [None, 0, 3, 0, 0, "HACKED", "", True, 0, 0, "{}"],
+    "turing_admin_build_pool": [None, "evil", ["lite0-scene"], 64, 0, 0, True, "single"],
     "turing_admin_auto": [True],
     "turing_admin_choose": [None],
 }
@@ -352,3 +356,61 @@ def test_flow_on_postgresql(tmp_path):
         assert df["answer_real"].all() and df["practice"].sum() == 3
     finally:
         demo.close()
+
+
+def test_an_image_answers_only_while_its_trial_is_current(server):
+    """The served file of a trial exists from its handing-out to its vote: its URL answers 404
+    afterwards, and its name tells nothing (not the stimulus id, not the token)."""
+    import httpx
+    c = client(server)
+    shown_dir = server["tmp"] / "cache" / "shown"
+    before = set(shown_dir.iterdir())
+    img, _, _, _, token, _ = c.predict("", api_name="/turing_start")
+    mine = set(shown_dir.iterdir()) - before
+    assert len(mine) == 1
+    served = mine.pop()
+    assert served.name == Path(img).name and token not in served.name
+    assert served.stem not in set(server["store"].stimuli_frame()["stimulus"])
+    url = f"{server['base']}/gradio_api/file={served}"
+    r = httpx.get(url)
+    assert r.status_code == 200 and r.content == Path(img).read_bytes()
+    with pytest.raises(Exception, match="must name its trial"):
+        c.predict("real", api_name="/turing_vote")  # a vote without its token: refused
+    assert httpx.get(url).status_code == 200  # ... and the trial is still current
+    c.predict("real", token, api_name="/turing_vote")
+    assert httpx.get(url).status_code in (403, 404)
+    assert not served.exists()
+
+
+def test_a_vote_without_a_token_writes_nothing_even_from_a_script(server):
+    """The probe of the issue: token-less votes sent straight to the queue are refused."""
+    base = server["base"]
+    before = n_votes(server)
+    idx = fn_index_of(base, "turing_vote")
+    for _ in range(4):
+        msg = raw_gradio_call(base, idx, ["real", "", None, None])
+        text = str(msg.get("output", msg))
+        assert not msg.get("success") and ("press Start" in text or "must name its trial" in text), msg
+    assert n_votes(server) == before
+
+
+def test_a_bot_that_answers_fake_at_once_is_excluded_with_its_reasons(server):
+    """The probes of the issue: a script that answers "fake" to everything, as fast as it can,
+    passes the wrong-color checks but is excluded (constant answers, and faster than the speed
+    floor by the server's own clock), and the export lists it with the reasons."""
+    from turing_test import stats
+    c = client(server)
+    *_, end, token, _ = c.predict("", api_name="/turing_start")
+    while not end:
+        *_, end, token, _ = c.predict("fake", token, 1, api_name="/turing_vote")  # claims 1 ms
+    st = server["store"]
+    votes = st.votes_frame("srv")
+    me = votes["participant"].iloc[-1]
+    mine = votes[votes["participant"] == me]
+    assert mine["server_ms"].median() < 200  # the server's clock, whatever the client claims
+    flagged = stats.flag_votes(votes, stats.ExclusionRules())
+    rows = flagged[flagged["participant"] == me]
+    row = rows.iloc[-1]
+    assert row["excluded_participant"] and rows["fast"].sum() >= len(rows) // 2
+    assert "'fake'" in row["exclusion_reason"] and "200 ms" in row["exclusion_reason"]
+    assert me not in set(stats.headline_votes(votes, rules=stats.ExclusionRules())["participant"])

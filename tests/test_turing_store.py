@@ -195,15 +195,20 @@ def test_no_survey(db_url):
 def test_resume_with_same_participant_id(db_url):
     st = make_store(db_url)
     v = st.start("PROLIFIC_abc")
+    secret = v.resume_secret
     v = st.vote(v.participant_id, "real", v.token)
     v = st.vote(v.participant_id, "fake", v.token)
-    again = st.start("PROLIFIC_abc")  # page reloaded, server restarted, ...
+    # page reloaded, server restarted, ...: the browser's secret continues the session
+    again = st.start("PROLIFIC_abc", resume_secret=secret)
     assert again.resumed and again.participant_id == v.participant_id
     assert again.position == 2 and again.token == v.token
     assert count(st, Participant) == 1
+    with pytest.raises(SurveyError, match="already started"):  # the id alone takes nothing over
+        st.start("PROLIFIC_abc")
+    assert count(st, Participant) == 1
     while not again.finished:
         again = st.vote(again.participant_id, "real", again.token)
-    done = st.start("PROLIFIC_abc")
+    done = st.start("PROLIFIC_abc", resume_secret=secret)
     assert done.finished and "completion code" in done.end_message
 
 

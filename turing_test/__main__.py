@@ -28,18 +28,19 @@ def cmd_build_pool(args) -> int:
             bar.set_description(text[:48], refresh=True)
 
     settings = {}
-    for k in ("max_trials", "n_practice", "n_attention", "exposure_ms", "completion_code"):
+    for k in ("max_trials", "n_practice", "n_attention", "exposure_ms", "completion_code", "n_repeats"):
         v = getattr(args, k)
         if v is not None:
             settings[k] = v
     if settings:
         from .survey import check_settings
         full = dict(exposure_ms=1000, max_trials=20, n_practice=2, n_attention=2,
-                    completion_code="")
+                    completion_code="", n_repeats=2)
         full.update(settings)
         settings = {k: v for k, v in check_settings(**full).items() if k in settings}
     rep = build_pool(_store(args), args.photos, models, survey=args.survey, size=args.size,
-                     practice=args.practice, attention=args.attention,
+                     practice=args.practice, attention=args.attention, repeats=args.repeats,
+                     paradigm=args.paradigm,
                      activate=not args.no_activate, seed=args.seed, progress=progress,
                      settings=settings or None)
     bar.close()
@@ -47,19 +48,34 @@ def cmd_build_pool(args) -> int:
     return 0
 
 
+def _rules(st, survey_name, max_attention_failures=None):
+    """The exclusion rules of a survey (the active one without a name; the defaults if none)."""
+    from . import stats
+    info = st.get_survey(survey_name) if survey_name else st.active_survey()
+    try:
+        rules = stats.ExclusionRules.from_dict((info or {}).get("exclusion_rules") or None)
+    except (TypeError, ValueError):
+        rules = stats.ExclusionRules()
+    if max_attention_failures is not None:
+        rules.max_attention_failures = int(max_attention_failures)
+    return rules
+
+
 def cmd_export(args) -> int:
     from . import stats
     st = _store(args)
     df = st.votes_frame(args.survey)
+    rules = _rules(st, args.survey)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out, index=False)
+    stats.flag_votes(df, rules).to_csv(out, index=False)  # + fast, excluded_participant, exclusion_reason
     print(f"{len(df)} votes -> {out}")
     if args.aggregates:
         d = Path(args.aggregates)
         d.mkdir(parents=True, exist_ok=True)
-        s = stats.summary(df)
-        for key in ("models", "images", "real", "real_images", "participants"):
+        s = stats.summary(df, rules=rules)
+        for key in ("models", "images", "real", "real_images", "participants", "model_stats",
+                    "model_differences", "exclusions"):
             s[key].to_csv(d / f"{key}.csv", index=False)
         st.participants_frame(args.survey).to_csv(d / "participant_ids.csv", index=False)
         print(f"aggregates -> {d}/")
@@ -84,13 +100,22 @@ def cmd_activate(args) -> int:
 def cmd_results(args) -> int:
     import pandas as pd
     from . import stats
-    df = _store(args).votes_frame(args.survey)
-    s = stats.summary(df, args.max_attention_failures)
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
+    st = _store(args)
+    df = st.votes_frame(args.survey)
+    s = stats.summary(df, rules=_rules(st, args.survey, args.max_attention_failures))
+    with pd.option_context("display.width", 200, "display.max_columns", 20,
+                           "display.max_colwidth", 120):
         print(f"{s['n_votes']} counted votes from {s['n_participants']} participants; "
-              f"excluded (attention checks): {len(s['excluded'])}")
-        print("\nper model (fooling rate = share judged real, 95% Wilson interval):")
-        print(s["models"].to_string(index=False) if len(s["models"]) else "  no votes yet")
+              f"excluded by the survey's rules: {len(s['excluded'])}")
+        ex = s["exclusions"]
+        if len(ex) and ex["excluded"].any():
+            print(ex.loc[ex["excluded"], ["participant", "reasons"]].to_string(index=False))
+        print("\nper model (fooling rate = share judged real; 95% Wilson and bootstrap intervals, "
+              "d' and criterion):")
+        print(s["model_stats"].round(3).to_string(index=False) if len(s["model_stats"]) else "  no votes yet")
+        if len(s["model_differences"]):
+            print("\ndifferences between models (bootstrap over participants and photos):")
+            print(s["model_differences"].round(3).to_string(index=False))
         print("\nreal photos (share judged real):")
         print(s["real"].to_string(index=False) if len(s["real"]) else "  no votes yet")
     return 0
@@ -124,6 +149,13 @@ def main(argv=None) -> int:
     b.add_argument("--practice", type=int, default=2, help="source photos kept for practice trials (default 2)")
     b.add_argument("--attention", type=int, default=None,
                    help="source photos that also get an attention-check version (default: a tenth, at least 1)")
+    b.add_argument("--paradigm", choices=["single", "pair"], default=None,
+                   help="single: one photo at a time, real or colorized? (default); pair: a real photo "
+                        "and its colorization side by side, which is colorized? (Zhang et al. 2016)")
+    b.add_argument("--repeats", type=int, default=None,
+                   help="source photos whose versions get a twin for consistency checks (default: as --attention)")
+    b.add_argument("--n-repeats", dest="n_repeats", type=int, default=None,
+                   help="repeated photos per participant, a consistency check each (default 2)")
     b.add_argument("--max-trials", dest="max_trials", type=int, default=None, help="counted trials per participant (default 20)")
     b.add_argument("--n-practice", dest="n_practice", type=int, default=None, help="practice trials per participant (default 2)")
     b.add_argument("--n-attention", dest="n_attention", type=int, default=None, help="attention checks per participant (default 2)")
@@ -153,7 +185,8 @@ def main(argv=None) -> int:
 
     r = sub.add_parser("results", help="fooling rates per model")
     r.add_argument("--survey", default=None)
-    r.add_argument("--max-attention-failures", type=int, default=0)
+    r.add_argument("--max-attention-failures", type=int, default=None,
+                   help="override the survey's rule (failed attention checks allowed)")
     r.add_argument("--db", default=argparse.SUPPRESS)
     r.set_defaults(fn=cmd_results)
 

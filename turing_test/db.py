@@ -50,6 +50,32 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def add_missing_columns(engine: Engine, metadata) -> list[str]:
+    """Add the columns of `metadata` that an existing database lacks (a database made by an
+    earlier version): nullable columns only, with ALTER TABLE ... ADD COLUMN, which SQLite and
+    PostgreSQL both have. Returns "table.column" of each column added."""
+    from sqlalchemy import inspect
+    insp = inspect(engine)
+    existing_tables = set(insp.get_table_names())
+    missing = []  # read everything first: on SQLite a write transaction would lock the reads out
+    for table in metadata.sorted_tables:
+        if table.name not in existing_tables:
+            continue
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        missing += [(table.name, col) for col in table.columns if col.name not in have]
+    added = []
+    if missing:
+        with engine.begin() as conn:
+            for table_name, col in missing:
+                if not col.nullable:
+                    raise RuntimeError(f"cannot add the required column {table_name}.{col.name} to "
+                                       "an existing database: build a new one")
+                kind = col.type.compile(dialect=engine.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {col.name} {kind}")
+                added.append(f"{table_name}.{col.name}")
+    return added
+
+
 def is_sqlite(engine_or_url) -> bool:
     url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(normalize_url(engine_or_url))
     return url.get_backend_name() == "sqlite"

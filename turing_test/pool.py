@@ -8,9 +8,15 @@ with Lanczos) the pool stores:
 - optionally an attention check: the real photo with its hue turned half-way round (a and b
   negated in Lab, saturation raised): obviously wrong colors, for which the right answer is
   "fake".
-All versions are encoded by the same function (JPEG, same quality and chroma subsampling, no
-EXIF, ICC or other metadata), and each gets a random id that is also its file name: nothing a
-participant can see tells real from colorized or names the model.
+All versions go through the same function (`encode`): a JPEG round trip at fixed quality, chroma
+subsampling and the standard Huffman tables (so that every version carries the same compression
+artifacts), stored as an uncompressed PNG without any metadata. The files of one pixel size are
+therefore byte for byte the same length, with the same header, and hold no tables whose size
+tracks the color detail (optimized JPEG tables did: their size alone told real from colorized
+with an AUC of 0.95). Participants are served a per-trial copy under a name derived from the
+trial's token, which exists only while that trial is the participant's current one
+(`StimulusFiles.show` / `hide`): nothing a participant can see tells real from colorized or
+names the model, and no image can be fetched before or after its trial.
 """
 from __future__ import annotations
 
@@ -18,9 +24,11 @@ import io
 import os
 import random
 import shutil
+import struct
 import tempfile
 import threading
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +42,7 @@ JPEG_QUALITY = 90
 JPEG_SUBSAMPLING = 2  # 4:2:0, what cameras and the web use
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
 MIN_SIZE, MAX_SIZE = 64, 1024
+PAIR_GAP = 16  # px of white between the two photos of a pair
 GRAY_CHROMA = 2.0  # mean |ab| below this: a gray photo, not usable as a real color photo
 ZIP_MAX_FILES = 5000
 ZIP_MAX_BYTES = 2 * 1024 ** 3
@@ -85,12 +94,44 @@ def square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
 
 
 def encode(rgb: np.ndarray) -> bytes:
-    """The encoder every stimulus goes through: baseline JPEG, fixed quality and subsampling,
-    no metadata (no EXIF, ICC profile, comment or JFIF density taken from any source)."""
+    """The encoder every stimulus goes through: a baseline JPEG round trip (fixed quality and
+    subsampling, standard tables), then an uncompressed PNG of the decoded pixels with no
+    metadata. Its length depends only on the pixel size."""
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB").save(
-        buf, format="JPEG", quality=JPEG_QUALITY, subsampling=JPEG_SUBSAMPLING, optimize=True)
-    return buf.getvalue()
+        buf, format="JPEG", quality=JPEG_QUALITY, subsampling=JPEG_SUBSAMPLING, optimize=False)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    return stored_png(pixels)
+
+
+def _metrics(generated: bytes, real: bytes) -> dict:
+    """PSNR, mean Delta E 2000 and the colorfulness ratio of a colorized stimulus against its real
+    version, both as participants see them (decoded from the encoder's files)."""
+    from colorizer import metrics
+    g = np.asarray(Image.open(io.BytesIO(generated)).convert("RGB"))
+    r = np.asarray(Image.open(io.BytesIO(real)).convert("RGB"))
+    m = metrics.evaluate_pair(g, r)
+    ratio = m["colorfulness_pred"] / m["colorfulness_truth"] if m["colorfulness_truth"] > 0 else None
+    psnr = m["psnr"] if np.isfinite(m["psnr"]) else None
+    return dict(psnr=psnr, de2000=m["de2000"], colorfulness=ratio)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def stored_png(rgb: np.ndarray) -> bytes:
+    """An 8-bit RGB PNG with no filtering (filter byte 0 on every row, where encoders choose a
+    filter per row from its content) and no compression (stored deflate blocks), and only the
+    IHDR, IDAT and IEND chunks: every byte outside the pixels is the same for one pixel size."""
+    h, w = rgb.shape[:2]
+    rows = np.zeros((h, 1 + 3 * w), dtype=np.uint8)
+    rows[:, 1:] = np.ascontiguousarray(rgb, dtype=np.uint8).reshape(h, 3 * w)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
+            + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 0)) + _chunk(b"IEND", b""))
 
 
 def mean_chroma(rgb: np.ndarray) -> float:
@@ -146,7 +187,8 @@ def _check_name(name) -> str:
 
 
 def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
-               practice: int = 2, attention: int | None = None, activate: bool = True,
+               practice: int = 2, attention: int | None = None, repeats: int | None = None,
+               paradigm: str | None = None, activate: bool = True,
                is_demo: bool = False, settings: dict | None = None, seed: int | None = None,
                progress=None, only_if_no_survey: bool = False) -> PoolReport:
     """Build (or extend) a survey's pool from photos (a folder, or a list of files).
@@ -155,13 +197,21 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
     practice: how many source photos to keep for the practice trials (at most a fifth of them).
     attention: how many source photos also get an attention-check version (default: a tenth,
     at least 2 when there are 10 photos or more, else 1).
+    repeats: how many source photos get a twin of each of their versions (the same image under
+    another id: a participant who saw one may see it again as a consistency check; default as
+    many as attention).
     Everything is computed first and written in one transaction: a failure writes nothing.
+    paradigm: "single" (default) or "pair" for a new survey (Zhang et al.'s two-photo protocol:
+    each trial is a colorization beside its real photo); an existing survey keeps its own.
     progress: optional callable(fraction, text).
     """
     import colorizer
 
     name = _check_name(survey)
     size = _check_size(size)
+    if paradigm is not None:
+        from .survey import check_paradigm
+        settings = dict(settings or {}, paradigm=check_paradigm(paradigm))
     files = list_photos(photos) if isinstance(photos, (str, os.PathLike)) else [Path(p) for p in photos]
     if isinstance(models, str):
         models = [m for m in models.split(",")]
@@ -188,6 +238,9 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
         raise SurveyError("each model may be named only once")
 
     info = store.get_survey(name)
+    if info is not None and paradigm is not None and (info.get("paradigm") or "single") != settings["paradigm"]:
+        raise SurveyError(f"survey {name!r} is a {info.get('paradigm') or 'single'}-photo survey; "
+                          "choose another survey name for the other paradigm")
     if info is not None and info["image_size"] != size:
         raise SurveyError(f"survey {name!r} uses {info['image_size']} px stimuli; build with "
                           f"--size {info['image_size']} or choose another survey name")
@@ -225,12 +278,16 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
     if attention is None:
         attention = max(2 if len(main_idx) >= 10 else 1, len(main_idx) // 10)
     attention_idx = set(main_idx[:max(0, min(int(attention), len(main_idx)))])
+    if repeats is None:
+        repeats = max(2 if len(main_idx) >= 10 else 1, len(main_idx) // 10)
+    repeat_idx = set(main_idx[::-1][:max(0, min(int(repeats), len(main_idx)))])
 
     stimuli: list[NewStimulus] = []
     total = len(reals) * len(loaded)
     done = 0
     for i, (src, rgb) in enumerate(reals):
         is_practice = i in practice_idx
+        first = len(stimuli)
         stimuli.append(NewStimulus(source=src, kind="real", image=encode(rgb), width=size,
                                    height=size, practice=is_practice))
         for model_name, c in loaded:
@@ -239,10 +296,15 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
             out = c.colorize(rgb)
             if out.shape[:2] != rgb.shape[:2]:
                 raise SurveyError(f"model {model_name!r} changed the image size")
+            data = encode(to_rgb8(out))
             stimuli.append(NewStimulus(source=src, kind="generated", model=model_name,
-                                       image=encode(to_rgb8(out)), width=size, height=size,
-                                       practice=is_practice))
+                                       image=data, width=size, height=size,
+                                       practice=is_practice, **_metrics(data, stimuli[first].image)))
             done += 1
+        if i in repeat_idx:
+            stimuli += [NewStimulus(source=v.source, kind=v.kind, model=v.model, image=v.image,
+                                    width=v.width, height=v.height, twin_of=v.id)
+                        for v in stimuli[first:]]
         if i in attention_idx:
             stimuli.append(NewStimulus(source=src, kind="attention",
                                        image=encode(attention_version(rgb)), width=size,
@@ -257,7 +319,8 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
     if saved is None:
         return None
     for k in ("real", "generated", "attention"):
-        report.counts[k] = sum(s.kind == k for s in stimuli)
+        report.counts[k] = sum(s.kind == k and not s.twin_of for s in stimuli)
+    report.counts["repeats"] = sum(bool(s.twin_of) for s in stimuli)
     return report
 
 
@@ -335,25 +398,88 @@ def ensure_demo_survey(store: Store, model: str | None = None) -> str:
 # --- files for serving -------------------------------------------------------------------------
 
 class StimulusFiles:
-    """Stimulus images as files named <random id>.jpg in a cache folder (Gradio serves files)."""
+    """Stimulus images as files for serving.
+
+    `store/` keeps one file per stimulus (from the database, written on first use); it is not
+    served. `shown/` is the folder Gradio serves: `show(stimulus_id, token)` puts a hard link (or
+    a copy) of the stimulus there under a name derived from the trial's token with a key of this
+    process, and `hide(token)` removes it once the trial is answered, so a stimulus's URL answers
+    only while its trial is current (404 before and after). `shown/` is emptied at start-up.
+    """
 
     def __init__(self, store: Store, folder=None):
         self.store = store
-        self.folder = Path(folder or os.environ.get("TURING_STIMULUS_CACHE")
-                           or Path(tempfile.gettempdir()) / "turing_stimuli")
+        self.root = Path(folder or os.environ.get("TURING_STIMULUS_CACHE")
+                         or Path(tempfile.gettempdir()) / "turing_stimuli")
+        self.stored = self.root / "store"
+        self.folder = self.root / "shown"  # the only folder served
+        self.stored.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._key = os.urandom(16)
         self._known: set[str] = set()
         self._lock = threading.Lock()
 
-    def path(self, stimulus_id: str) -> str:
-        p = self.folder / f"{stimulus_id}.jpg"
+    def _stored_path(self, stimulus_id: str) -> Path:
+        p = self.stored / f"{stimulus_id}.img"
         if stimulus_id in self._known:
-            return str(p)
+            return p
         if not p.exists():
             data = self.store.stimulus_image(stimulus_id)
-            tmp = self.folder / f".{stimulus_id}.{threading.get_ident()}.tmp"
+            tmp = self.stored / f".{stimulus_id}.{threading.get_ident()}.tmp"
             tmp.write_bytes(data)
             os.replace(tmp, p)
         with self._lock:
             self._known.add(stimulus_id)
-        return str(p)
+        return p
+
+    def _shown_path(self, token: str) -> Path:
+        import hashlib
+        import hmac
+        name = hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()[:32]
+        return self.folder / f"{name}.png"
+
+    def show(self, stimulus_id: str, token: str) -> str:
+        """The served file of this trial (made if it is not there yet)."""
+        dest = self._shown_path(token)
+        if not dest.exists():
+            src = self._stored_path(stimulus_id)
+            tmp = dest.with_name(f".{dest.stem}.{threading.get_ident()}.tmp")
+            try:
+                os.link(src, tmp)
+            except OSError:  # another file system, or no hard links: a copy
+                shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+        return str(dest)
+
+    def show_pair(self, stimulus_id: str, real_id: str, token: str, real_on_left: bool) -> str:
+        """The served file of a pair trial: the real photo and the other stimulus side by side
+        (the real one on the left if real_on_left), PAIR_GAP px of white between them, in one
+        image through the same encoder, so that the file is the same length for every pair."""
+        dest = self._shown_path(token)
+        if not dest.exists():
+            real, other = (self._pixels(real_id), self._pixels(stimulus_id))
+            if real.shape != other.shape:
+                raise SurveyError("the two photos of a pair differ in size: rebuild the pool")
+            gap = np.full((real.shape[0], PAIR_GAP, 3), 255, dtype=np.uint8)
+            both = np.concatenate([real, gap, other] if real_on_left else [other, gap, real], axis=1)
+            tmp = dest.with_name(f".{dest.stem}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(stored_png(both))
+            os.replace(tmp, dest)
+        return str(dest)
+
+    def _pixels(self, stimulus_id: str) -> np.ndarray:
+        with Image.open(self._stored_path(stimulus_id)) as im:
+            return np.asarray(im.convert("RGB"))
+
+    def hide(self, token: str | None) -> None:
+        """The trial is over: its file goes (fetching its URL now gives 404)."""
+        if token:
+            try:
+                self._shown_path(token).unlink()
+            except FileNotFoundError:
+                pass
+
+    def path(self, stimulus_id: str) -> str:
+        """The stored (not served) file of a stimulus, for the admin's views and tests."""
+        return str(self._stored_path(stimulus_id))

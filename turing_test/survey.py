@@ -8,20 +8,28 @@ Assignment (per participant, at start):
 - counted trials: at most ``max_trials``, each source photo at most once (never its real and a
   colorized version, nor two models' versions), up to ``n_attention`` of them attention checks;
   stimuli are taken least-assigned first (ties broken at random) so that votes spread evenly over
-  the pool, then shown in a random order.
+  the pool, then shown in a random order;
+- repeats: up to ``n_repeats`` of the counted photos that have a twin (the same image under
+  another id, made by the pool for some sources) are shown a second time, at least REPEAT_GAP
+  trials later, to check that the participant answers them the same way (a consistency check
+  whose right answer can be "real" as well as "colorized").
 """
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import dataclass
 
 ANSWERS = {"real": True, "fake": False}
+PAIR_ANSWERS = ("left", "right")  # the pair paradigm: which of the two photos is colorized
+PARADIGMS = ("single", "pair")
 MAX_ID_LEN = 64
 MAX_TOKEN_LEN = 64
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+\-]*$")
 MAX_TRIALS_LIMIT = 500
 MAX_EXPOSURE_MS = 60_000
+REPEAT_GAP = 3  # trials between a photo and its repeat, at least
 
 
 class SurveyError(ValueError):
@@ -35,6 +43,7 @@ class StimulusInfo:
     kind: str  # real | generated | attention
     practice: bool = False
     n_assigned: int = 0
+    twin_of: str | None = None  # a repeat of that stimulus
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,46 @@ def parse_answer(value) -> bool:
     if key not in ANSWERS:
         raise SurveyError(f'unknown answer {value.strip()[:16]!r}: the answer must be "real" or "fake"')
     return ANSWERS[key]
+
+
+def parse_any_answer(value) -> str:
+    """An answer of either paradigm: "real" / "fake" (one photo) or "left" / "right" (a pair:
+    the side that is colorized); anything else refused."""
+    key = value.strip().lower() if isinstance(value, str) and len(value) <= 16 else None
+    if key in ANSWERS or key in PAIR_ANSWERS:
+        return key
+    shown = value.strip()[:16] if isinstance(value, str) else type(value).__name__
+    raise SurveyError(f'unknown answer {shown!r}: the answer must be "real" or "fake" (or, when two '
+                      'photos are shown, "left" or "right": the colorized one)')
+
+
+def check_paradigm(value) -> str:
+    v = (value or "single").strip().lower() if isinstance(value, str) or value is None else None
+    if v not in PARADIGMS:
+        raise SurveyError('the paradigm must be "single" (one photo: real or colorized?) or "pair" '
+                          '(a real photo and its colorization side by side: which is colorized?)')
+    return v
+
+
+def left_is_real(key: bytes, token: str) -> bool:
+    """The side of the real photo in a pair trial: drawn from the trial's token with a key of the
+    database, so that it is random, the same on every showing and after a restart, and not
+    computable by the participant."""
+    import hashlib
+    import hmac
+    return bool(hmac.new(key, token.encode(), hashlib.sha256).digest()[0] & 1)
+
+
+def pair_fooled(answer: str, real_on_left: bool) -> bool:
+    """A pair answer names the side thought colorized: fooled when that is the real photo."""
+    return (answer == "left") == real_on_left
+
+
+def pair_feedback(fooled: bool, real_on_left: bool) -> str:
+    side = "right" if real_on_left else "left"
+    if fooled:
+        return f"Practice: not quite, the {side} one was colorized by a computer."
+    return f"Practice: correct, the {side} one was colorized by a computer."
 
 
 def clean_participant_id(value, what: str = "participant id") -> str | None:
@@ -84,6 +133,15 @@ def clean_token(value) -> str | None:
     return value or None
 
 
+def clean_resume_secret(value) -> str | None:
+    """The resume secret a participant's browser keeps (48 hex characters), or None."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{32,64}", value.strip()):
+        raise SurveyError("invalid resume secret: start again without it")
+    return value.strip()
+
+
 def parse_url_params(query: str | None) -> dict:
     """'PROLIFIC_PID=..&STUDY_ID=..&SESSION_ID=..' (the page's query string) -> cleaned dict."""
     from urllib.parse import parse_qs
@@ -100,8 +158,16 @@ def parse_url_params(query: str | None) -> dict:
     return out
 
 
+def interval_width(k: int, n: int, z: float = 1.959963984540054) -> float:
+    """Total width of the Wilson score interval of k successes in n (1.0 for n == 0)."""
+    if n <= 0:
+        return 1.0
+    p = k / n
+    return 2 * z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+
+
 def check_settings(*, exposure_ms, max_trials, n_practice, n_attention, completion_code="",
-                   completion_url="") -> dict:
+                   completion_url="", n_repeats=2, stop_width=0.0) -> dict:
     """Validate survey settings from the admin tab; returns them cleaned."""
     def as_int(v, name, lo, hi):
         try:
@@ -122,7 +188,19 @@ def check_settings(*, exposure_ms, max_trials, n_practice, n_attention, completi
                 max_trials=as_int(max_trials, "trials per participant", 1, MAX_TRIALS_LIMIT),
                 n_practice=as_int(n_practice, "practice trials", 0, 20),
                 n_attention=as_int(n_attention, "attention checks", 0, 50),
+                n_repeats=as_int(2 if n_repeats is None else n_repeats, "repeated photos", 0, 20),
+                stop_width=_as_width(stop_width),
                 completion_code=code, completion_url=url)
+
+
+def _as_width(v) -> float:
+    try:
+        f = float(v or 0)
+    except (TypeError, ValueError):
+        raise SurveyError("the interval width to stop at must be a number from 0 (never stop) to 1") from None
+    if not 0 <= f <= 1:
+        raise SurveyError("the interval width to stop at must be from 0 (never stop) to 1")
+    return f
 
 
 def _least_assigned_first(items: list[StimulusInfo], rng: random.Random) -> list[StimulusInfo]:
@@ -138,19 +216,34 @@ def _least_assigned_first(items: list[StimulusInfo], rng: random.Random) -> list
 
 
 def plan_trials(stimuli: list[StimulusInfo], *, max_trials: int, n_practice: int = 0,
-                n_attention: int = 0, rng: random.Random | None = None) -> list[PlannedTrial]:
-    """The sequence one participant will see: practice trials first, then counted trials.
+                n_attention: int = 0, n_repeats: int = 0, paradigm: str = "single",
+                rng: random.Random | None = None) -> list[PlannedTrial]:
+    """The sequence one participant will see: practice trials first, then counted trials, with
+    up to n_repeats repeats among them (beyond max_trials).
 
-    Each source photo appears at most once in the whole sequence. Raises SurveyError when the
-    pool has no counted stimulus at all.
+    Each source photo appears at most once in the whole sequence, its repeat apart. Raises
+    SurveyError when the pool has no counted stimulus at all.
+
+    paradigm "pair": every trial is a colorized stimulus (attention: the wrongly colored one, a
+    catch pair) shown beside its source's real photo, so real stimuli are never trials of their own.
     """
     rng = rng or random.Random()
+    twins = {s.twin_of: s for s in stimuli if s.twin_of}
+    stimuli = [s for s in stimuli if not s.twin_of]
+    if paradigm == "pair":
+        stimuli = [s for s in stimuli if s.kind != "real"]
+        twins = {k: v for k, v in twins.items() if v.kind != "real"}
     practice_pool = [s for s in stimuli if s.practice and s.kind in ("real", "generated")]
     main_pool = [s for s in stimuli if not s.practice]
     used_sources: set[str] = set()
 
     practice: list[StimulusInfo] = []
-    if n_practice > 0 and practice_pool:
+    if paradigm == "pair":
+        for s in _least_assigned_first(practice_pool, rng):
+            if len(practice) < n_practice and s.source not in used_sources:
+                practice.append(s)
+                used_sources.add(s.source)
+    elif n_practice > 0 and practice_pool:
         # alternate real and colorized so that the feedback shows both kinds
         by_kind = {k: _least_assigned_first([s for s in practice_pool if s.kind == k], rng)
                    for k in ("real", "generated")}
@@ -184,8 +277,23 @@ def plan_trials(stimuli: list[StimulusInfo], *, max_trials: int, n_practice: int
     if not any(s.kind in ("real", "generated") for s in chosen):
         raise SurveyError("this survey has no photos to show yet: the researcher must build its pool")
     rng.shuffle(chosen)
+    # repeats: photos with a twin, moved (if need be) early enough for the repeat to come at
+    # least REPEAT_GAP trials later, then their twins inserted after them
+    last = len(chosen) - REPEAT_GAP  # the latest position a repeated photo may take
+    able = [i for i, s in enumerate(chosen) if s.id in twins]
+    picked = rng.sample(able, min(max(0, n_repeats), len(able))) if last >= 0 else []
+    slots = [j for j in range(last + 1) if j not in picked]
+    rng.shuffle(slots)
+    for k, i in enumerate(picked):
+        if i > last and slots:
+            j = slots.pop()
+            chosen[i], chosen[j] = chosen[j], chosen[i]
+            picked[k] = j
+    sequence = [s.id for s in chosen]
+    for i in sorted(picked, reverse=True):
+        sequence.insert(rng.randint(i + REPEAT_GAP, len(sequence)), twins[chosen[i].id].id)
     return ([PlannedTrial(s.id, True) for s in practice]
-            + [PlannedTrial(s.id, False) for s in chosen])
+            + [PlannedTrial(sid, False) for sid in sequence])
 
 
 def is_correct(kind: str, answer_real: bool) -> bool:

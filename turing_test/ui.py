@@ -4,13 +4,19 @@
         build_turing_tabs()
 
 Public API (gradio_client, one Client per participant):
-- ``turing_start(participant_id="", url_params="")``: a new session (or, for a participant id
-  seen before, where it left off). Returns (image, progress, feedback, end_message, token,
-  exposure_ms): the first image as a file, or the end message.
-- ``turing_vote(answer, token="", rt_ms=None)``: answer "real" or "fake" for the current image
-  (token: the one returned with that image, so a repeated request never counts twice; rt_ms:
-  a client-measured response time). Returns the same tuple for the next image, or the end
-  message with the completion code once done.
+- ``turing_start(participant_id="", url_params="", resume_secret="", browser=None)``: a new
+  session, or, with the resume secret of an earlier one (`turing_secret`), where that one left
+  off. Returns (image, progress, feedback, end_message, token, exposure_ms): the first image as a
+  file, or the end message. A participant id that has started already is refused without its
+  secret (nobody can vote in another's name); new sessions are limited per client address.
+  `browser` is the page's own storage (the participant's browser keeps the secret there, so the
+  same browser continues after a restart of the server); API callers leave it out.
+- ``turing_secret()``: this session's resume secret.
+- ``turing_vote(answer, token, rt_ms=None)``: answer "real" or "fake" for the current image
+  (token: the one returned with that image, required: a vote that names no trial is refused;
+  a repeated request never counts twice; rt_ms: a client-measured response time, kept beside
+  the server's own). Returns the same tuple for the next image, or the end message with the
+  completion code once done. Each image's URL answers only while its trial is current.
 
 Admin events are private (not in the API docs, not callable by the Gradio clients) and, since a
 determined caller can still reach any event over HTTP, every admin handler checks the token
@@ -25,6 +31,7 @@ import base64
 import hmac
 import html
 import io
+import json
 import logging
 import os
 import tempfile
@@ -73,10 +80,12 @@ photos that a **computer colorized**. For each photo, decide whether it is a rea
 and answer **Real** or **Colorized** (keys: **R** and **C**). Each photo shows only for a short
 moment, so watch closely; answer as well as you can, there is no time limit for answering.
 The first photos are practice: you will be told whether you were right, and they do not count.
-Some photos have deliberately wrong colors: answer honestly.
+Some photos have deliberately wrong colors, and some come twice: answer honestly.
+(In a survey that shows **two photos side by side**, one real and one colorized, pick the
+colorized one: **The left one** or **The right one**, keys L and R.)
 
-**Consent.** We record your answers, your response times and the participant id you give (if
-any), nothing else, and use them only to measure how convincing automatic colorization is.
+**Consent.** We record your answers, your response times, the participant id you give (if
+any) and a one-way code of your network address (to limit repeated sign-ups), nothing else, and use them only to measure how convincing automatic colorization is.
 Taking part is voluntary; you can stop at any time by closing this page.
 """
 
@@ -88,8 +97,12 @@ if (!window.__turingKeys) {
     if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)) return;
     if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
     const k = (e.key || '').toLowerCase();
+    const shown = (x) => { const b = document.getElementById(x); return b && b.offsetParent !== null; };
     let id = null;
-    if (k === 'r') id = 'turing-real';
+    if (shown('turing-left')) {  // two photos: which one is colorized
+      if (k === 'l' || e.key === 'ArrowLeft') id = 'turing-left';
+      else if (k === 'r' || e.key === 'ArrowRight') id = 'turing-right';
+    } else if (k === 'r') id = 'turing-real';
     else if (k === 'c' || k === 'f') id = 'turing-fake';
     if (!id) return;
     const b = document.getElementById(id);
@@ -198,12 +211,29 @@ class _Turing:
         keep = gr.skip()
         cols = ([gr.update(visible=False), gr.update(visible=True), gr.update(visible=False)]
                 if layout else [keep, keep, keep])
-        return cols + [self.files.path(view.stimulus_id), view.progress, view.feedback, "",
-                       view.token, int(view.exposure_ms)]
+        if view.paradigm == "pair":
+            shown = self.files.show_pair(view.stimulus_id, view.partner_id, view.token,
+                                         bool(view.real_on_left))
+        else:
+            shown = self.files.show(view.stimulus_id, view.token)
+        return cols + [shown, view.progress, view.feedback, "", view.token, int(view.exposure_ms)]
 
-    def start(self, participant_id, url_params=""):
+    @staticmethod
+    def _buttons(view: TrialView) -> list:
+        """[the real/colorized buttons, the left/right buttons]: which the survey's paradigm uses."""
+        pair = view.paradigm == "pair"
+        return [gr.update(visible=not pair), gr.update(visible=pair)]
+
+    def start(self, participant_id, url_params="", resume_secret="", browser=None,
+              request: gr.Request = None):
         try:
             params = sv.parse_url_params(url_params)
+            secret = sv.clean_resume_secret(resume_secret) if resume_secret else None
+            if secret is None and isinstance(browser, dict):  # the page's storage: a stale or
+                try:  # damaged value is ignored, never an error
+                    secret = sv.clean_resume_secret(browser.get("secret"))
+                except SurveyError:
+                    secret = None
             pid = sv.clean_participant_id(participant_id) or params.get("PROLIFIC_PID")
             if self.demo_survey and self.store.active_survey() is None and not self.store.has_surveys():
                 try:  # the first visitor of an empty database waits for the demo survey
@@ -212,13 +242,15 @@ class _Turing:
                     self.demo_note = f"no demo survey: {exc}"
                     log.warning("turing test: %s", self.demo_note)
             view = self.store.start(pid, study_id=params.get("STUDY_ID"),
-                                    session_id=params.get("SESSION_ID"))
+                                    session_id=params.get("SESSION_ID"), resume_secret=secret,
+                                    client=_client_address(request))
         except SurveyError as exc:
-            raise gr.Error(str(exc)) from None
-        state = {"participant": view.participant_id, "survey": view.survey_id}
+            raise gr.Error(str(exc), print_exception=False) from None
+        state = {"participant": view.participant_id, "survey": view.survey_id,
+                 "secret": view.resume_secret}
         if view.resumed and not view.finished:
             view.feedback = "Welcome back: you continue where you left off."
-        return [state] + self._outputs(view)
+        return [state] + self._outputs(view) + self._buttons(view)
 
     async def vote(self, answer, token="", rt_ms=None, state=None):
         # On SQLite a vote is about a millisecond of work plus the commit, so it runs right here
@@ -228,10 +260,10 @@ class _Turing:
         # is writing (a start, a pool being stored), when commits are slow (a network disk: the
         # event loop must not stall on them), and on PostgreSQL (network round trips).
         try:
-            sv.parse_answer(answer)  # bad answers are refused before anything else
+            sv.parse_any_answer(answer)  # bad answers are refused before anything else
             if not isinstance(state, dict) or not state.get("participant"):
                 raise SurveyError("no session: press Start before voting")
-            args = (state["participant"], answer, token or None, rt_ms)
+            args = (state["participant"], answer, token if isinstance(token, str) else None, rt_ms)
             view = None
             if self.store.writes_are_fast():
                 try:
@@ -241,8 +273,23 @@ class _Turing:
             if view is None:
                 view = await anyio.to_thread.run_sync(self.store.vote, *args)
         except SurveyError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None
+        if not view.duplicate:
+            self.files.hide(args[2])  # the answered image's URL stops answering
         return self._serialized(self._outputs(view, layout=False))
+
+    @staticmethod
+    def secret_of(state=None) -> str:
+        if not isinstance(state, dict) or not state.get("secret"):
+            raise gr.Error("no session: press Start first", print_exception=False)
+        return state["secret"]
+
+    @staticmethod
+    def remember(state=None):
+        """What the participant's browser keeps (gr.BrowserState) to continue after a restart."""
+        if not isinstance(state, dict) or not state.get("secret"):
+            return gr.skip()
+        return {"survey": state.get("survey"), "secret": state["secret"]}
 
     def _serialized(self, values: list) -> list:
         """The vote's outputs as Gradio's postprocessing would send them, made here on the event
@@ -258,14 +305,23 @@ class _Turing:
             if value is None or isinstance(value, dict):  # nothing, or a layout update / skip
                 out.append(value)
             elif isinstance(comp, gr.Image):
-                payload = self._image_payloads.get(value)
-                if payload is None:
-                    data = comp.postprocess(value).model_dump()
-                    payload = processing_utils.move_files_to_cache(data, comp, postprocess=True)
-                    self._image_payloads[value] = payload
-                out.append(dict(payload))
+                out.append(self._image_payload(comp, value, processing_utils))
             else:
                 out.append(comp.postprocess(value))
+        return out
+
+    def _image_payload(self, comp, path: str, processing_utils) -> dict:
+        """The image's payload for the browser. Gradio's functions make the first one; the rest
+        are that one with the other file's path (each trial has a file of its own)."""
+        tpl = self._image_payloads.get("template")
+        if tpl is None:
+            data = comp.postprocess(path).model_dump()
+            payload = processing_utils.move_files_to_cache(data, comp, postprocess=True)
+            self._image_payloads["template"] = dict(payload, _path=path)
+            return payload
+        old = tpl["_path"]
+        out = {k: (v.replace(old, path) if isinstance(v, str) and old in v else v)
+               for k, v in tpl.items() if k != "_path"}
         return out
 
     # --- admin -------------------------------------------------------------------------------
@@ -380,10 +436,11 @@ class _Turing:
         dd = gr.update(choices=names, value=survey_name)
         if survey_name is None:
             return [dd, "No survey yet: build a pool below (or with `python -m turing_test "
-                    "build-pool`).", "", None, None, "", None]
+                    "build-pool`).", "", None, None, "", None, None, None, None, None]
         info = next(s for s in self.store.list_surveys() if s["name"] == survey_name)
         votes = self.store.votes_frame(survey_name)
-        s = stats.summary(votes)
+        rules = _rules_of(info)
+        s = stats.summary(votes, rules=rules, n_boot=BOOTSTRAP_REPLICATES)
         st = info["stimuli"]
         real = s["real"]
         real_line = ("no votes on real photos yet" if not len(real) else
@@ -391,36 +448,50 @@ class _Turing:
                      f"({real['ci_low'].iloc[0] * 100:.0f}-{real['ci_high'].iloc[0] * 100:.0f}%, "
                      f"n={int(real['votes'].iloc[0])})")
         excluded = s["excluded"]
+        ex = s["exclusions"]
+        reasons = ex.loc[ex["excluded"], ["participant", "reasons"]] if len(ex) else ex
+        paradigm = ("two photos side by side (which is colorized? 50% = indistinguishable)"
+                    if info.get("paradigm") == "pair" else "one photo at a time (real or colorized?)")
         summary = (f"### Survey {survey_name!r} {'(active: participants get this one)' if info['active'] else '(inactive)'}\n"
+                   f"Paradigm: {paradigm}.\n\n"
                    f"{info['sources']} source photos: {st['real']} real, {st['generated']} colorized, "
                    f"{st['attention']} attention checks. **{info['participants']}** participants "
                    f"({info['finished']} finished), **{s['n_votes']}** counted votes "
                    f"(+{s['n_practice_votes']} practice).\n\n{real_line}.\n\n"
-                   f"Excluded for failed attention checks: {len(excluded)}"
-                   + (f" ({', '.join(map(str, excluded[:20]))}{' ...' if len(excluded) > 20 else ''})"
-                      if excluded else ""))
+                   f"Excluded by the survey's rules: **{len(excluded)}** participants (the "
+                   "Exclusions tab lists each with its reasons; the figures here leave them out)."
+                   + _planning_line(s["model_stats"]))
         fmt = lambda df: df.round(3) if df is not None and len(df) else df  # noqa: E731
-        return [dd, summary, self._chart_svg(s["models"], real), fmt(s["models"]), fmt(real),
-                self._images_html(s["images"], s["real_images"]), fmt(s["participants"])]
+        per_model = s["model_stats"] if info.get("paradigm") != "pair" else s.get("pair_models")
+        with_metrics = stats.image_metric_table(votes, self.store.stimulus_metrics(survey_name), rules)
+        corr = stats.metric_correlations(with_metrics, n_boot=BOOTSTRAP_REPLICATES)
+        return [dd, summary, self._chart_svg(s["models"], real), fmt(per_model), fmt(real),
+                self._images_html(s["images"], s["real_images"]), fmt(s["participants"]),
+                fmt(s["model_differences"]), reasons, fmt(corr), fmt(with_metrics)]
 
     def settings_of(self, token, survey_name, request: gr.Request = None):
         self.check_token(token, request)
         info = self.store.get_survey(survey_name) if survey_name else None
         if info is None:
-            return [gr.update()] * 7
+            return [gr.update()] * 10
         return [info["exposure_ms"], info["max_trials"], info["n_practice"], info["n_attention"],
-                info["completion_code"], info["completion_url"], info["active"]]
+                info["completion_code"], info["completion_url"], info["active"],
+                info["n_repeats"] or 0, info["stop_width"] or 0,
+                json.dumps(_rules_of(info).to_dict(), indent=1)]
 
     def save_settings(self, token, survey_name, exposure_ms, max_trials, n_practice, n_attention,
-                      code, url, active, request: gr.Request = None):
+                      code, url, active, n_repeats=2, stop_width=0.0, rules_json="",
+                      request: gr.Request = None):
         self.check_token(token, request)
         if not survey_name:
             raise gr.Error("choose a survey first")
         try:
+            rules = parse_rules(rules_json)
             self.store.update_settings(survey_name, exposure_ms=exposure_ms, max_trials=max_trials,
                                        n_practice=n_practice, n_attention=n_attention,
+                                       n_repeats=n_repeats, stop_width=stop_width,
                                        completion_code=code, completion_url=url,
-                                       active=bool(active))
+                                       active=bool(active), exclusion_rules=rules.to_dict())
         except SurveyError as exc:
             raise gr.Error(str(exc)) from None
         return f"Saved the settings of {survey_name!r}; new participants get them."
@@ -429,10 +500,19 @@ class _Turing:
         self.check_token(token, request)
         d = Path(tempfile.mkdtemp(prefix="export_", dir=self._export_dir))
         votes = self.store.votes_frame(survey_name or None)
-        s = stats.summary(votes)
+        info = self.store.get_survey(survey_name) if survey_name else None
+        rules = _rules_of(info)
+        s = stats.summary(votes, rules=rules, n_boot=BOOTSTRAP_REPLICATES)
         tag = (survey_name or "all").replace("/", "_").replace(" ", "_")
         paths = []
-        for key, df in (("votes", votes), ("per_model", s["models"]), ("per_image", s["images"]),
+        # the votes with their flags (fast, excluded_participant, exclusion_reason)
+        for key, df in (("votes", stats.flag_votes(votes, rules)), ("per_model", s["models"]),
+                        ("per_model_stats", s["model_stats"]),
+                        ("model_differences", s["model_differences"]),
+                        ("exclusions", s["exclusions"]),
+                        ("per_image", stats.image_metric_table(
+                            votes, self.store.stimulus_metrics(survey_name), rules)
+                         if survey_name else s["images"]),
                         ("real_photos", s["real_images"]), ("per_participant", s["participants"]),
                         ("participants", self.store.participants_frame(survey_name or None))):
             p = d / f"turing_{tag}_{key}.csv"
@@ -441,7 +521,7 @@ class _Turing:
         return paths
 
     def build(self, token, zip_file, name, models, size, practice, attention, activate,
-              progress=gr.Progress(), request: gr.Request = None):
+              paradigm="single", progress=gr.Progress(), request: gr.Request = None):
         self.check_token(token, request)
         if not zip_file:
             raise gr.Error("upload a zip file of color photos first")
@@ -453,13 +533,58 @@ class _Turing:
             rep = build_pool_from_zip(
                 self.store, path, list(models), survey=name, size=int(size or 256),
                 practice=int(practice or 0), attention=attention,
-                activate=bool(activate),
+                activate=bool(activate), paradigm=paradigm or "single",
                 progress=lambda f, t: progress(f, desc=t))
         except SurveyError as exc:
             raise gr.Error(str(exc)) from None
         except (TypeError, ValueError) as exc:
             raise gr.Error(f"invalid setting: {exc}") from None
         return rep.text().replace("\n", "  \n")
+
+
+BOOTSTRAP_REPLICATES = 1000
+
+
+def parse_rules(text) -> "stats.ExclusionRules":
+    """Exclusion rules typed on the admin tab (JSON; empty: the defaults), or SurveyError."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return stats.ExclusionRules()
+    if not isinstance(text, str) or len(text) > 4000:
+        raise SurveyError("the exclusion rules must be a short JSON object")
+    try:
+        d = json.loads(text)
+    except ValueError as exc:
+        raise SurveyError(f"the exclusion rules are not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(d, dict):
+        raise SurveyError("the exclusion rules must be a JSON object, e.g. {\"speed_floor_ms\": 200}")
+    known = {f for f in stats.ExclusionRules().to_dict()}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise SurveyError(f"unknown exclusion rule(s): {', '.join(map(str, unknown))[:200]} "
+                          f"(known: {', '.join(sorted(known))})")
+    try:
+        return stats.ExclusionRules.from_dict(d)
+    except (TypeError, ValueError) as exc:
+        raise SurveyError(f"invalid exclusion rules: {exc}") from None
+
+
+def _rules_of(info: dict | None) -> "stats.ExclusionRules":
+    try:
+        return stats.ExclusionRules.from_dict((info or {}).get("exclusion_rules") or None)
+    except (TypeError, ValueError):  # stored by a newer or older version: the defaults
+        return stats.ExclusionRules()
+
+
+def _planning_line(model_stats) -> str:
+    """How many more votes each model needs for a 95% interval 10 points wide."""
+    if model_stats is None or not len(model_stats):
+        return ""
+    parts = []
+    for r in model_stats.itertuples():
+        need = stats.votes_needed(float(r.fooling_rate), 0.10)
+        left = max(0, need - int(r.votes))
+        parts.append(f"{r.model}: {'enough' if left == 0 else f'{left} more'}")
+    return "\n\nVotes for a 95% interval 10 points wide: " + "; ".join(parts) + "."
 
 
 def _optional_count(value, what: str) -> int | None:
@@ -513,21 +638,35 @@ def build_turing_tabs(db_url: str | None = None, admin_token: str | None = None,
 
     with gr.Tab("Turing test", id="turing-test"):
         state = gr.State(None)
+        # the resume secret, kept in the participant's browser (localStorage) under a key of this
+        # database, so that it is read back after a restart of the server
+        browser = gr.BrowserState(None, storage_key="turing_resume",
+                                  secret=t.store.secret("browser_state")[:32])
         with gr.Column(visible=True) as intro:
             gr.Markdown(INSTRUCTIONS)
             pid = gr.Textbox(label="Participant id (optional)", max_length=sv.MAX_ID_LEN,
                              placeholder="e.g. your Prolific id; leave empty to stay anonymous")
             url_params = gr.Textbox(value="", visible="hidden", label="url parameters")
+            resume_secret = gr.Textbox(value="", visible="hidden", label="resume secret")
+            secret_btn = gr.Button("secret", visible="hidden")
             start_btn = gr.Button("I agree, start", variant="primary")
         with gr.Column(visible=False) as trial:
             progress = gr.Markdown()
             feedback = gr.Markdown()
             image = gr.Image(type="filepath", interactive=False, show_label=False, buttons=[],
                              elem_id="turing-stimulus", label="photo", height=384)
-            gr.Markdown("**Is this a real color photo?**")
-            with gr.Row():
-                real_btn = gr.Button("Real  (R)", variant="primary", elem_id="turing-real")
-                fake_btn = gr.Button("Colorized  (C)", variant="secondary", elem_id="turing-fake")
+            with gr.Column(visible=True) as single_row:
+                gr.Markdown("**Is this a real color photo?**")
+                with gr.Row():
+                    real_btn = gr.Button("Real  (R)", variant="primary", elem_id="turing-real")
+                    fake_btn = gr.Button("Colorized  (C)", variant="secondary", elem_id="turing-fake")
+            with gr.Column(visible=False) as pair_row:
+                gr.Markdown("**One of these two is a real color photo, the other was colorized by "
+                            "a computer. Which one is colorized?**")
+                with gr.Row():
+                    left_btn = gr.Button("The left one  (L)", variant="primary", elem_id="turing-left")
+                    right_btn = gr.Button("The right one  (R)", variant="primary",
+                                          elem_id="turing-right")
             token = gr.Textbox(value="", visible="hidden", label="trial token")
             answer = gr.Textbox(value="", visible="hidden", label="answer")
             rt = gr.Number(value=None, visible="hidden", label="response time (ms)")
@@ -540,15 +679,23 @@ def build_turing_tabs(db_url: str | None = None, admin_token: str | None = None,
     t._out_components = outputs
     part = dict(concurrency_limit=PARTICIPANT_CONCURRENCY, concurrency_id="turing_participant",
                 show_progress="hidden")
-    start_btn.click(t.start, [pid, url_params], [state] + outputs, api_name="turing_start",
-                    **{**part, "show_progress": "minimal"}).success(
-        None, [exposure, image], None, js=SHOW_JS, api_name="turing_show_start")
+    started = start_btn.click(t.start, [pid, url_params, resume_secret, browser],
+                              [state] + outputs + [single_row, pair_row],
+                              api_name="turing_start", **{**part, "show_progress": "minimal"})
+    started.success(None, [exposure, image], None, js=SHOW_JS, api_name="turing_show_start")
+    started.success(t.remember, [state], [browser], api_visibility="private", queue=False,
+                    show_progress="hidden")
+    secret_btn.click(t.secret_of, [state], [resume_secret], api_name="turing_secret", **part)
     # the vote checks its raw inputs itself and sends its outputs ready-made (_Turing._serialized)
     vote = dict(part, preprocess=False, postprocess=False)
     real_btn.click(t.vote, [answer, token, rt, state], outputs, js=_vote_js("real"),
                    api_name="turing_vote", **vote).success(
         None, [exposure, image], None, js=SHOW_JS, api_name="turing_show_real")
     # the same handler; the public endpoint is turing_vote (answer "real" or "fake")
+    for side, btn in (("left", left_btn), ("right", right_btn)):  # the pair paradigm's answers
+        btn.click(t.vote, [answer, token, rt, state], outputs, js=_vote_js(side),
+                  api_name=f"turing_vote_{side}", api_visibility="private", **vote).success(
+            None, [exposure, image], None, js=SHOW_JS, api_name=f"turing_show_{side}")
     fake_btn.click(t.vote, [answer, token, rt, state], outputs, js=_vote_js("fake"),
                    api_name="turing_vote_colorized", api_visibility="private", **vote).success(
         None, [exposure, image], None, js=SHOW_JS, api_name="turing_show_fake")
@@ -586,14 +733,28 @@ def _admin_tab(t: _Turing) -> None:
         chart = gr.HTML()
         with gr.Tabs(selected="turing-per-model"):
             with gr.Tab("Per model", id="turing-per-model"):
-                models_df = gr.Dataframe(label="fooling rate per model (95% Wilson interval)",
-                                         interactive=False)
+                models_df = gr.Dataframe(label="fooling rate per model: 95% Wilson interval, "
+                                               "bootstrap interval over participants and photos, "
+                                               "d' and criterion", interactive=False)
                 real_df = gr.Dataframe(label="real photos: rate judged real", interactive=False)
             with gr.Tab("Per image"):
                 images_html = gr.HTML()
             with gr.Tab("Per participant"):
-                parts_df = gr.Dataframe(label="participants (excluded: failed attention checks)",
+                parts_df = gr.Dataframe(label="participants (excluded: by the survey's exclusion rules)",
                                         interactive=False)
+            with gr.Tab("Exclusions"):
+                excl_df = gr.Dataframe(label="excluded participants and why", interactive=False,
+                                       elem_id="turing-admin-exclusions")
+            with gr.Tab("Metrics and people"):
+                corr_df = gr.Dataframe(label="Spearman correlation of each metric with the human fooling "
+                                             "rate, per colorized photo (95% bootstrap interval over photos)",
+                                       interactive=False, elem_id="turing-admin-correlations")
+                metric_df = gr.Dataframe(label="fooling rate per colorized photo beside its PSNR, "
+                                               "mean Delta E 2000 and colorfulness ratio (against its real photo)",
+                                         interactive=False)
+            with gr.Tab("Model differences"):
+                diff_df = gr.Dataframe(label="pairwise differences of fooling rates (bootstrap over "
+                                             "participants and photos, 95%)", interactive=False)
             with gr.Tab("Export"):
                 export_btn = gr.Button("Export CSV (votes and aggregates)")
                 export_files = gr.File(label="CSV files", file_count="multiple", interactive=False)
@@ -603,10 +764,17 @@ def _admin_tab(t: _Turing) -> None:
                     max_trials = gr.Number(label="counted trials per participant", precision=0)
                     n_practice = gr.Number(label="practice trials", precision=0)
                     n_attention = gr.Number(label="attention checks per participant", precision=0)
+                    n_repeats = gr.Number(label="repeated photos per participant (consistency checks)",
+                                          precision=0)
+                    stop_width = gr.Number(label="stop assigning a model once its 95% interval is this "
+                                                 "wide (0 = never)", minimum=0, maximum=1)
                 with gr.Row():
                     code = gr.Textbox(label="completion code (shown at the end, e.g. Prolific's)")
                     url = gr.Textbox(label="completion URL (optional link at the end)")
                     active = gr.Checkbox(label="active (new participants get this survey)")
+                rules_box = gr.Code(label="exclusion rules (JSON), applied in every result",
+                                    language="json", lines=10, interactive=True,
+                                    elem_id="turing-admin-rules")
                 save_btn = gr.Button("Save settings")
                 settings_msg = gr.Markdown()
             with gr.Tab("Build a pool"):
@@ -629,12 +797,18 @@ def _admin_tab(t: _Turing) -> None:
                                            value="", placeholder="a tenth of the photos",
                                            elem_id="turing-build-attention")
                     activate = gr.Checkbox(label="make it the active survey", value=True)
+                    paradigm = gr.Radio([("one photo: real or colorized?", "single"),
+                                         ("two photos side by side: which is colorized?", "pair")],
+                                        value="single", label="paradigm (of a new survey)",
+                                        elem_id="turing-build-paradigm")
                 build_btn = gr.Button("Build pool", variant="primary", elem_id="turing-build")
                 build_msg = gr.Markdown(elem_id="turing-build-msg")
     timer = gr.Timer(10, active=False)
 
-    results = [survey_dd, summary, chart, models_df, real_df, images_html, parts_df]
-    settings = [exposure, max_trials, n_practice, n_attention, code, url, active]
+    results = [survey_dd, summary, chart, models_df, real_df, images_html, parts_df, diff_df, excl_df,
+               corr_df, metric_df]
+    settings = [exposure, max_trials, n_practice, n_attention, code, url, active, n_repeats, stop_width,
+                rules_box]
 
     def open_dashboard(tok, name, request: gr.Request = None):
         res = t.dashboard(tok, name, request)
@@ -673,7 +847,7 @@ def _admin_tab(t: _Turing) -> None:
     # fails does not leave an earlier success message under its error
     build_btn.click(None, None, [build_msg], js="() => ''", api_name="turing_admin_build_clear",
                     api_visibility="private", queue=False).then(
-        t.build, [token, zip_file, new_name, models, size, practice, attention, activate],
+        t.build, [token, zip_file, new_name, models, size, practice, attention, activate, paradigm],
         [build_msg], api_name="turing_admin_build_pool", api_visibility="private",
         concurrency_limit=1, concurrency_id="turing_build").success(
         after_build, [token, new_name], results + settings, api_name="turing_admin_after_build",
