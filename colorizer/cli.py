@@ -53,13 +53,19 @@ def _summary(outcome, name: str, out_dir: Path, names: bool = True) -> str:
     return line
 
 
+def _checked_listing(args):
+    """--workers checked and the inputs listed (colorize and colorize-ray), or None after the
+    message."""
+    if args.workers < 1:
+        _err(f"--workers must be at least 1, not {args.workers}")
+        return None
+    return _listing(args.inputs)
+
+
 def cmd_colorize(args) -> int:
     from .batch import check_model, colorize_parallel, colorize_serial
 
-    if args.workers < 1:
-        _err(f"--workers must be at least 1, not {args.workers}")
-        return 2
-    listing = _listing(args.inputs)
+    listing = _checked_listing(args)
     if listing is None:
         return 2
     files, out_dir = listing.files, Path(args.output)
@@ -90,10 +96,7 @@ def cmd_colorize_ray(args) -> int:
         _err("colorize-ray needs Ray: pip install -r requirements-scale.txt")
         return 2
     from .scale import RayJob, run_job
-    if args.workers < 1:
-        _err(f"--workers must be at least 1, not {args.workers}")
-        return 2
-    listing = _listing(args.inputs)
+    listing = _checked_listing(args)
     if listing is None:
         return 2
     job = RayJob(model=args.model, output=Path(args.output), kind=args.format, quality=args.quality,

@@ -629,13 +629,17 @@ def run_compare(photo, model_names, input_size=INPUT_SIZE_DEFAULT, progress=gr.P
     return gallery, f"{w:,} x {h:,} px at {size} px working resolution:\n\n" + "\n".join(rows)
 
 
+def _is_archive(p: Path) -> bool:
+    return p.suffix.lower() == ".zip" or (p.suffix.lower() not in IMAGE_SUFFIXES and zipfile.is_zipfile(p))
+
+
 def _check_batch_cost(files, size: int, budget: Budget) -> None:
     """Before any work: the photos uploaded as files (not inside archives, whose members are
     charged as they are read) must fit the batch's budget together; their headers say how big."""
     costs = []
     for f in files or []:
         p = Path(str(getattr(f, "name", f)))
-        if p.suffix.lower() == ".zip" or (p.suffix.lower() not in IMAGE_SUFFIXES and zipfile.is_zipfile(p)):
+        if _is_archive(p):
             continue
         try:
             info = inspect_image(p, name=shown_name(p.name))
@@ -662,7 +666,7 @@ def _batch_items(files):
     budget = InflateBudget()
     for f in files or []:
         p = Path(str(getattr(f, "name", f)))
-        if p.suffix.lower() == ".zip" or (p.suffix.lower() not in IMAGE_SUFFIXES and zipfile.is_zipfile(p)):
+        if _is_archive(p):
             z = ZipImages(p, budget=budget)
             sources.append(z)
             skipped += z.skipped
@@ -713,7 +717,7 @@ def run_batch(files, model_name, input_size=INPUT_SIZE_DEFAULT, vividness=1.0,
                 rgb, _ = colorize_array(c, _load(src, name), size, vivid)
             except ColorizerError as exc:
                 problems.append(str(exc))
-                del src  # nothing of a refused member is kept either
+                src = None  # nothing of a refused member is kept either
                 continue
             except Exception as exc:  # one bad photo never stops the batch
                 log.exception("batch: %s failed", name)
