@@ -310,7 +310,11 @@ class Store:
         with self.write() as s:
             q = select(Survey)
             q = q.where(Survey.name == survey_name) if survey_name else q.where(Survey.active.is_(True))
-            sv = s.scalar(q.order_by(Survey.created_at.desc(), Survey.id.desc()).limit(1))
+            # the survey's row is locked until this start commits: starts of one survey take
+            # turns (on PostgreSQL, across processes and replicas too), so each one plans with
+            # the assignment counts of all earlier ones (least-assigned first stays balanced)
+            sv = s.scalar(q.order_by(Survey.created_at.desc(), Survey.id.desc()).limit(1)
+                          .with_for_update())
             if sv is None:
                 raise SurveyError(f"there is no survey named {survey_name!r}" if survey_name else
                                   "no survey is running at the moment: please come back later")
