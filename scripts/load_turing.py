@@ -4,6 +4,13 @@
     python scripts/load_turing.py                       # 100 participants x 20 votes, own server
     python scripts/load_turing.py --participants 150 --votes 20 --think-ms 1000-2000
     python scripts/load_turing.py --url http://127.0.0.1:7860/ --db sqlite:///data/turing.db
+    python scripts/load_turing.py --url http://127.0.0.1:8080/ --db "$TURING_DB_URL"  # replicas
+
+With --url behind the replicas' proxy (scripts/serve_replicas.sh) each participant has its own
+sticky cookie, so the proxy spreads them over the replicas; the report counts the acknowledged
+votes per replica (the proxy's X-Turing-Replica header). A participant whose replica dies
+reconnects (the proxy sends it to another), resumes with its secret and sends its vote again
+with the same token, which the store counts once.
 
 Without --url it builds a pool in a temporary SQLite database (synthetic photos, or --photos,
 colorized by --models) and starts the app on a free port of 127.0.0.1 (``--app app.py``: the
@@ -26,6 +33,7 @@ Only loopback addresses are allowed as targets.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import random
 import socket
@@ -144,19 +152,78 @@ def colorize_loop(base: str, photo: Path, size: int, stop: threading.Event, out:
             out["errors"].append(f"colorize client: {exc!r}")
 
 
+class Session:
+    """One simulated participant's connection: a gradio_client Client with its own sticky
+    cookie (a proxy in front of replicas keeps all its requests on one replica), the replica
+    that answers it (the proxy's X-Turing-Replica header, or "direct"), and the resume secret
+    its browser would keep."""
+
+    def __init__(self, base: str, key: str):
+        self.base, self.key = base, key
+        # each participant from a network of its own (the survey limits new sessions per
+        # address; the app and the replicas' proxy believe X-Forwarded-For from loopback)
+        net = int(hashlib.sha256(key.encode()).hexdigest()[:6], 16)
+        self.headers = {"Cookie": f"turing_replica={key}",
+                        "X-Forwarded-For": f"10.{net >> 16 & 255}.{net >> 8 & 255}.{net & 255}"}
+        self.client = None
+        self.replica = "direct"
+        self.secret = ""
+
+    def connect(self):
+        import gradio_client
+        import httpx
+        if self.client is not None:
+            try:
+                self.client.close()
+            except Exception:
+                pass
+        # plain HTTP on loopback: ssl_verify=False spares gradio_client loading the CA bundle
+        # for each of the several httpx clients it makes per call (tens of ms of CPU each)
+        self.client = gradio_client.Client(self.base, verbose=False, ssl_verify=False,
+                                           headers=self.headers)
+        r = httpx.get(self.base + "config", headers=self.headers, timeout=10)
+        self.replica = r.headers.get("x-turing-replica", "direct")
+
+    def predict(self, *args, api_name):
+        return self.client.predict(*args, api_name=api_name)
+
+
+def _is_app_error(exc: Exception) -> bool:
+    """The server answered with an error of the app (not a lost connection)."""
+    from gradio_client.exceptions import AppError
+    return isinstance(exc, AppError)
+
+
+def _resume(sess: Session, ext: str, tries: int = 5):
+    """The participant's replica is gone: connect again (the proxy picks another replica) and
+    continue with the resume secret, as a browser does after a reload."""
+    last = None
+    for i in range(tries):
+        time.sleep(0.5 * (i + 1))
+        try:
+            sess.connect()
+            return sess.predict(ext, "", sess.secret, api_name="/turing_start")
+        except Exception as exc:  # the proxy may not have noticed yet
+            last = exc
+            if _is_app_error(exc):
+                raise
+    raise RuntimeError(f"could not resume after {tries} tries: {last!r}")
+
+
 def participant(job: dict, k: int, delay: float, seed: int, out: dict, lock: threading.Lock):
-    """One simulated participant: its own gradio_client Client; turing_start, then the votes."""
-    import gradio_client
+    """One simulated participant: its own gradio_client Client; turing_start, then the votes.
+    If its connection is lost (a replica killed), it resumes elsewhere with its secret and sends
+    the vote again with the same token: the store counts a replayed vote once."""
     think = job["think"]
     prng = random.Random(seed)
     ext = f"load_{job['run_id']}_{k}"
     try:
         time.sleep(max(0.0, job["t0"] + delay - time.time()))
-        # plain HTTP on loopback: ssl_verify=False spares gradio_client loading the CA bundle
-        # for each of the several httpx clients it makes per call (tens of ms of CPU each)
-        c = gradio_client.Client(job["base"], verbose=False, ssl_verify=False)
+        sess = Session(job["base"], f"{ext}_{seed:.6f}")
+        sess.connect()
         t = time.perf_counter()
-        img, _, _, end, token, _ = c.predict(ext, api_name="/turing_start")
+        img, _, _, end, token, _ = sess.predict(ext, api_name="/turing_start")
+        sess.secret = sess.predict(api_name="/turing_secret")
         with lock:
             out["lat_start"].append(time.perf_counter() - t)
         n = 0
@@ -164,10 +231,22 @@ def participant(job: dict, k: int, delay: float, seed: int, out: dict, lock: thr
             if think[1] > 0:
                 time.sleep(prng.uniform(think[0], think[1]) / 1000.0)
             voted = token
+            answer = prng.choice(["real", "fake"])
             sent = time.time()
             t = time.perf_counter()
-            img, _, _, end, new_token, _ = c.predict(prng.choice(["real", "fake"]), token,
-                                                     api_name="/turing_vote")
+            try:
+                img, _, _, end, new_token, _ = sess.predict(answer, token, api_name="/turing_vote")
+            except Exception as exc:
+                # the connection broke, or the proxy already sent the request to a replica that
+                # does not hold this session ("no session"): continue as a reloaded page does
+                lost_session = _is_app_error(exc) and "no session" in str(exc)
+                if (_is_app_error(exc) and not lost_session) or not sess.secret:
+                    raise
+                lost = sess.replica
+                _resume(sess, ext)
+                img, _, _, end, new_token, _ = sess.predict(answer, voted, api_name="/turing_vote")
+                with lock:
+                    out["moved"].append((k, lost, sess.replica))
             dt = time.perf_counter() - t
             if not end and (not img or not Path(img).is_file()):
                 raise RuntimeError("no next image")
@@ -175,9 +254,10 @@ def participant(job: dict, k: int, delay: float, seed: int, out: dict, lock: thr
                 out["lat_vote"].append(dt)
                 out["trace"].append((k, sent - job["t0"], dt))
                 out["acked"].append((ext, voted))
+                out["replica"].append(sess.replica)
             token = new_token
             n += 1
-        c.close()
+        sess.client.close()
     except Exception as exc:
         with lock:
             out["errors"].append(f"participant {k}: {exc!r}")
@@ -190,7 +270,8 @@ def _lower_priority(nice: int) -> None:
 
 def run_participants(job: dict, share: list) -> dict:
     """Run a share of the participants, one thread each, in this process; what they measured."""
-    out = {"lat_vote": [], "lat_start": [], "acked": [], "errors": [], "trace": []}
+    out = {"lat_vote": [], "lat_start": [], "acked": [], "errors": [], "trace": [], "replica": [],
+           "moved": []}
     lock = threading.Lock()
     cpu0 = time.process_time()
     threads = [threading.Thread(target=participant, args=(job, k, delay, seed, out, lock), daemon=True)
@@ -313,6 +394,8 @@ def main(argv=None) -> int:
     acked = [tuple(x) for r in results for x in r["acked"]]
     errors = [x for r in results for x in r["errors"]] + busy["errors"]
     trace = [x for r in results for x in r["trace"]]
+    replicas = [x for r in results for x in r["replica"]]
+    moved = [tuple(x) for r in results for x in r["moved"]]
     client_cpu = sum(r["cpu_s"] for r in results)
 
     ok = True
@@ -326,6 +409,12 @@ def main(argv=None) -> int:
                 "ON p.id = v.participant_id JOIN assignments a ON a.id = v.assignment_id "
                 "WHERE p.external_id LIKE :pfx"),
                 {"pfx": f"load_{run_id}_%"}).all()
+            # assignments per photo of the survey(s) these participants took (least-assigned
+            # first: all within 1 of each other when every photo can go to everyone)
+            per_photo = [int(n) for (n,) in c.execute(text(
+                "SELECT count(a.id) FROM stimuli s LEFT JOIN assignments a ON a.stimulus_id = s.id "
+                "WHERE s.survey_id IN (SELECT survey_id FROM participants WHERE external_id LIKE :pfx) "
+                "GROUP BY s.id"), {"pfx": f"load_{run_id}_%"})]
         eng.dispose()
     finally:
         if proc is not None:
@@ -368,6 +457,18 @@ def main(argv=None) -> int:
         print(f"meanwhile: {len(cz)} colorizations of a {args.colorize_mp:g} MP photo at "
               f"{args.colorize_size} px by {args.colorize_clients} clients, median "
               f"{statistics.median(cz) if cz else float('nan'):.1f} s each")
+    if per_photo:
+        print(f"assignments per photo: min {min(per_photo)}, max {max(per_photo)} over "
+              f"{len(per_photo)} photos (spread {max(per_photo) - min(per_photo)})")
+    counts = {}
+    for r in replicas:
+        counts[r] = counts.get(r, 0) + 1
+    if set(counts) != {"direct"}:
+        print("acknowledged votes per replica: " + ", ".join(
+            f"{r} {n}" for r, n in sorted(counts.items())))
+    if moved:
+        print(f"participants moved to another replica after losing theirs: {len(moved)} ("
+              + ", ".join(f"{a} -> {b}" for a, b in sorted({(a, b) for _, a, b in moved})) + ")")
     sm = [x * 1000 for x in lat_start]
     print(f"start -> first image (ms): p50 {percentile(sm, 50):.0f}, p95 {percentile(sm, 95):.0f}")
     p95 = percentile(ms, 95)

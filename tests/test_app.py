@@ -22,6 +22,8 @@ from gradio_client import Client, handle_file  # noqa: E402
 import apphelpers as H  # noqa: E402
 from colorizer import lab, metrics  # noqa: E402
 
+pytestmark = pytest.mark.server
+
 UPLOAD_LIMIT_MB = 2
 
 

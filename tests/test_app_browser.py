@@ -16,6 +16,8 @@ from PIL import Image
 
 import apphelpers as H
 
+pytestmark = pytest.mark.browser
+
 SCREENSHOT = H.ARTIFACTS / "colorize_tab.png"
 
 

@@ -21,6 +21,8 @@ from colorizer import lab  # noqa: E402
 from colorizer.registry import REGISTRY  # noqa: E402
 from conftest import build_tiny_vae_gan  # noqa: E402
 
+pytestmark = pytest.mark.server
+
 W, HT = 120, 90  # the test photo's size
 HINTS = [{"x": 30, "y": 20, "color": "#1f5fd0"}, [90, 60, 0.0, -60.0]]
 

@@ -28,6 +28,8 @@ from turing_helpers import make_photos
 from turing_test.pool import build_pool
 from turing_test.store import Store
 
+pytestmark = pytest.mark.browser
+
 ADMIN = "zip-admin-token-42"
 SCREENSHOT = H.ARTIFACTS / "turing_admin_build.png"
 STIMULUS_NAME = re.compile(r"([0-9a-f]{32})\.png$")

@@ -20,6 +20,8 @@ from turing_test.pool import build_pool
 from turing_test.store import Store
 from turing_helpers import free_port, make_photos
 
+pytestmark = pytest.mark.browser
+
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 ADMIN = "browser-admin-token"
 

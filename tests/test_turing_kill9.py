@@ -6,12 +6,15 @@ import signal
 import threading
 import time
 
+import pytest
 from gradio_client import Client
 from sqlalchemy import create_engine, text
 
 from turing_test.pool import build_pool
 from turing_test.store import Store
 from turing_helpers import free_port, make_photos, start_server_process
+
+pytestmark = pytest.mark.server
 
 N_CLIENTS = 6
 

@@ -14,6 +14,8 @@ import pytest
 
 from turing_helpers import REPO
 
+pytestmark = pytest.mark.server
+
 
 @pytest.mark.slow
 def test_load_script_small(tiny_weights_dir, tmp_path):

@@ -15,6 +15,8 @@ from turing_test.pool import build_pool
 from turing_test.store import Store
 from turing_helpers import fn_index_of, free_port, make_photos, raw_gradio_call
 
+pytestmark = pytest.mark.server
+
 ADMIN = "s3cret-admin-token"
 HEX_PNG = re.compile(r"^[0-9a-f]{32}\.png$")
 
