@@ -124,10 +124,9 @@ def cmd_results(args) -> int:
 def cmd_serve(args) -> int:
     import gradio as gr
     from .ui import build_turing_tabs, settle_garbage_collector
-    if args.db:
-        os.environ["TURING_DB_URL"] = args.db
     with gr.Blocks(title="Colorization Turing test") as demo:
-        build_turing_tabs(demo_survey=not args.no_demo)
+        # --db goes down as an argument (None: the settings' TURING_DB_URL), never into os.environ
+        build_turing_tabs(db_url=args.db, demo_survey=not args.no_demo)
     demo.queue(default_concurrency_limit=args.concurrency)
     settle_garbage_collector()
     demo.launch(server_name=args.host, server_port=args.port, show_error=True)

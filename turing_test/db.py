@@ -9,7 +9,6 @@ instead of failing when a read lock cannot be upgraded; read-only work uses :fun
 """
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -27,13 +26,8 @@ _lock = threading.Lock()
 def default_db_url() -> str:
     """$TURING_DB_URL, else a SQLite file: /data/turing.db on a Space with persistent storage
     (/data exists and is writable), else ./data/turing.db."""
-    url = os.environ.get(ENV_URL, "").strip()
-    if url:
-        return url
-    space = Path("/data")
-    if space.is_dir() and os.access(space, os.W_OK):
-        return f"sqlite:///{space / 'turing.db'}"
-    return f"sqlite:///{(Path.cwd() / 'data' / 'turing.db')}"
+    from .settings import settings
+    return settings().database
 
 
 def normalize_url(url: str) -> str:

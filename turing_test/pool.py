@@ -409,8 +409,8 @@ class StimulusFiles:
 
     def __init__(self, store: Store, folder=None):
         self.store = store
-        self.root = Path(folder or os.environ.get("TURING_STIMULUS_CACHE")
-                         or Path(tempfile.gettempdir()) / "turing_stimuli")
+        from .settings import settings
+        self.root = Path(folder or settings().stimulus_cache)
         self.stored = self.root / "store"
         self.folder = self.root / "shown"  # the only folder served
         self.stored.mkdir(parents=True, exist_ok=True)

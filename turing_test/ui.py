@@ -52,6 +52,7 @@ from . import survey as sv  # noqa: E402
 from .pool import StimulusFiles, build_pool_from_zip, ensure_demo_survey  # noqa: E402
 from .store import Store, TrialView, WriterBusy, get_store  # noqa: E402
 from .survey import SurveyError  # noqa: E402
+from .settings import ADMIN_ENV, settings  # noqa: E402
 from .throttle import TokenThrottle  # noqa: E402
 
 log = logging.getLogger("turing_test")
@@ -69,8 +70,7 @@ def _client_address(request) -> str:
     client = getattr(request, "client", None)
     return str(getattr(client, "host", None) or "unknown")[:64]
 
-ADMIN_ENV = "TURING_ADMIN_TOKEN"
-PARTICIPANT_CONCURRENCY = int(os.environ.get("TURING_CONCURRENCY", "16"))  # votes handled at once
+PARTICIPANT_CONCURRENCY = settings().concurrency  # votes handled at once (TURING_CONCURRENCY)
 
 INSTRUCTIONS = """\
 ## Is this photo real?
@@ -179,7 +179,7 @@ class _Turing:
         if folder not in _static_folders:
             gr.set_static_paths([folder])
             _static_folders.add(folder)
-        self.admin_token = admin_token if admin_token is not None else os.environ.get(ADMIN_ENV, "")
+        self.admin_token = admin_token if admin_token is not None else settings().admin_token
         self.throttle = TokenThrottle()
         self.demo_survey = demo_survey
         self.demo_note = ""
@@ -631,7 +631,7 @@ def build_turing_tabs(db_url: str | None = None, admin_token: str | None = None,
     off with TURING_DEMO=0).
     """
     if demo_survey is None:
-        demo_survey = os.environ.get("TURING_DEMO", "1").strip().lower() not in ("0", "false", "no", "off")
+        demo_survey = settings().demo
     t = _Turing(db_url, admin_token, demo_survey, stimulus_cache)
     if demo_survey and not t.store.has_surveys():
         t.start_demo_in_background()
