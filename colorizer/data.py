@@ -350,12 +350,12 @@ def sample_hints(ab: torch.Tensor, p_none: float = 0.3, mean_count: float = 8.0,
             r = rng.randint(0, max_radius)
             cy, cx = rng.randrange(h), rng.randrange(w)
             y0, y1, x0, x1 = max(0, cy - r), min(h, cy + r + 1), max(0, cx - r), min(w, cx + r + 1)
-            colour = ab[i, :, y0:y1, x0:x1].mean(dim=(1, 2)) / lab.AB_NORM
-            out[i, 0, y0:y1, x0:x1] = colour[0]
-            out[i, 1, y0:y1, x0:x1] = colour[1]
+            color = ab[i, :, y0:y1, x0:x1].mean(dim=(1, 2)) / lab.AB_NORM
+            out[i, 0, y0:y1, x0:x1] = color[0]
+            out[i, 1, y0:y1, x0:x1] = color[1]
             out[i, 2, y0:y1, x0:x1] = 1.0
             if points is not None:
-                points[i].append((cx, cy, float(colour[0]) * lab.AB_NORM, float(colour[1]) * lab.AB_NORM))
+                points[i].append((cx, cy, float(color[0]) * lab.AB_NORM, float(color[1]) * lab.AB_NORM))
     return out
 
 

@@ -5,6 +5,9 @@
 
 Only the chroma comes from the network: the output keeps every detail of the input's lightness.
 A colour input is reduced to its lightness first; its chroma is never looked at.
+
+Colorizer's public low-level steps (working_input, predict_small, logits, spread_plan, spread) are
+what training, the benchmarks and the sweep scripts build on. Torch, numpy and Pillow; no UI.
 """
 from __future__ import annotations
 
