@@ -46,14 +46,14 @@ def images_per_second(colorizers: list[Colorizer], size: int = 256, batch: int =
     L = rng.uniform(0, 100, (batch, size, size)).astype(np.float32)
     for c in colorizers:  # warm-up
         for _ in range(2):
-            c._predict_small(L)
+            c.predict_small(L)
     times: list[list[float]] = [[] for _ in colorizers]
     start = time.perf_counter()
     budget = min_seconds * len(colorizers)
     while len(times[0]) < max_rounds and (time.perf_counter() - start < budget or len(times[0]) < 3):
         for c, ts in zip(colorizers, times):
             t = time.perf_counter()
-            c._predict_small(L)
+            c.predict_small(L)
             ts.append(time.perf_counter() - t)
     return [batch / statistics.median(ts) for ts in times]
 

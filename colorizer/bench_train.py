@@ -7,7 +7,7 @@ in the same run.
   in memory, their Lab conversion and hints on the training threads, float32 forward.
 - new: colorizer.data.BatchBuilder (crop, augmentation, Lab and hints in the worker, read from
   the memory-mapped photo cache), the forward pass under bfloat16 autocast where the CPU has
-  native bfloat16 (colorizer.train.bf16_supported; depthwise convolutions stay in float32, see
+  native bfloat16 (colorizer.train_runtime.bf16_supported; depthwise convolutions stay in float32, see
   colorizer/models/efficientnet_lite.py) and the channels_last layout, as `train` does by default.
 - new, NCHW: the same in the contiguous layout (`train --no-channels-last`).
 
@@ -26,8 +26,9 @@ import torch
 
 from . import data as photo_data
 from .models import build_model
-from .train import (AB_BINS_313, AugmentedCrops, ColorLoss, bf16_supported, crop_sampler, lab_batch,
-                    sample_hints)
+from .data import AugmentedCrops, crop_sampler, lab_batch, sample_hints
+from .losses import AB_BINS_313, ColorLoss
+from .train_runtime import bf16_supported
 
 
 def _sample_photos() -> list[np.ndarray]:

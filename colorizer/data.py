@@ -12,6 +12,10 @@ that prepares a training batch (crop, augment, Lab, hints) away from the trainin
   augmentation, as pure functions of (seed, epoch, position). A run that stops anywhere resumes
   with exactly the crops it would have seen, whatever the number of workers or processes.
 - BatchBuilder: batch k of an epoch for one rank: its crops, augmented, as (l_norm, ab, hints).
+- sample_hints: random colour hints taken from the true colours (training a hint model).
+- crop_sampler / AugmentedCrops: the data path before the cache (kept for `bench --train`);
+  center_crops: deterministic validation inputs.
+Numpy, Pillow and torch only: nothing here knows about models or losses.
 """
 from __future__ import annotations
 
@@ -237,7 +241,7 @@ def lab_batch(rgb_uint8: torch.Tensor | np.ndarray):
 
 @dataclass
 class HintSampling:
-    """Random hints for each training crop (colorizer.train.sample_hints): off when None."""
+    """Random hints for each training crop (sample_hints): off when None."""
     p_none: float = 0.3
     mean_count: float = 8.0
 
@@ -246,7 +250,7 @@ class BatchBuilder(torch.utils.data.Dataset):
     """Batch k of an epoch, for one rank of `world`: the global batch is positions
     k * batch_size * world ... of the epoch's plan, and this rank takes every world-th of them.
     Returns (l_norm, ab, hints or an empty tensor, hint points: for each crop its hints as
-    [(x, y, a, b)], or [] without hints; colorizer.train.SpreadThrough takes them). Everything random is seeded by (seed, epoch,
+    [(x, y, a, b)], or [] without hints; colorizer.losses.SpreadThrough takes them). Everything random is seeded by (seed, epoch,
     position), so a batch is the same whoever builds it and whenever."""
 
     def __init__(self, photos, plan: np.ndarray, seed: int, epoch: int, crop_size: int, batch_size: int,
@@ -259,7 +263,6 @@ class BatchBuilder(torch.utils.data.Dataset):
         return len(self.plan) // (self.batch * self.world)
 
     def __getitem__(self, k: int):
-        from .train import sample_hints
         g = self.batch * self.world
         positions = range(k * g + self.rank, (k + 1) * g, self.world)
         crops = np.stack([augmented_crop(self.photos(int(self.plan[p])), self.crop,
@@ -272,6 +275,88 @@ class BatchBuilder(torch.utils.data.Dataset):
         points: list = []
         hints = sample_hints(ab, self.hints.p_none, self.hints.mean_count, generator=rng, points=points)
         return l_norm, ab, hints, points
+
+
+# --- crops and hints for the old data path and validation ---------------------------------------
+
+def crop_sampler(folder_of: list[int], shares: list[float] | None = None, epoch_size: int = 4000):
+    """Which photo each of an epoch's crops comes from. folder_of gives each photo's folder (an
+    index into shares): without shares every photo is equally likely; with them each folder's
+    share is divided among its photos, so each folder gives its share whatever its size."""
+    if shares is None:
+        return torch.utils.data.RandomSampler(range(len(folder_of)), replacement=True, num_samples=epoch_size)
+    counts = np.bincount(folder_of, minlength=len(shares))
+    weights = [shares[f] / counts[f] for f in folder_of]
+    return torch.utils.data.WeightedRandomSampler(weights, epoch_size, replacement=True)
+
+
+class AugmentedCrops(torch.utils.data.Dataset):
+    """Random crop of crop_size with random scale, small rotation and horizontal flip."""
+
+    def __init__(self, images, crop_size=128, scale=(0.75, 1.25), max_rotation=10.0, p_rotate=0.3):
+        self.images, self.crop, self.scale = images, crop_size, scale
+        self.max_rotation, self.p_rotate = max_rotation, p_rotate
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        # the global random module: DataLoader seeds it in each worker (the old path; `train`
+        # itself plans its crops with colorizer.data.BatchBuilder)
+        return torch.from_numpy(augmented_crop(self.images[i], self.crop, random, self.scale,
+                                               self.max_rotation, self.p_rotate))
+
+
+def center_crops(images, multiple=32, max_side=256) -> list[np.ndarray]:
+    """Deterministic validation inputs: centre crops with sides a multiple of `multiple`."""
+    out = []
+    for img in images:
+        h, w = img.shape[:2]
+        ch = min(max_side, h) // multiple * multiple
+        cw = min(max_side, w) // multiple * multiple
+        if ch < multiple or cw < multiple:
+            continue
+        y, x = (h - ch) // 2, (w - cw) // 2
+        out.append(img[y:y + ch, x:x + cw])
+    return out
+
+
+# --- colour hints sampled from the truth (training a hint model) -----------------------------
+
+def sample_hints(ab: torch.Tensor, p_none: float = 0.3, mean_count: float = 8.0, max_count: int = 40,
+                 max_radius: int = 2, generator: random.Random | None = None, points: list | None = None
+                 ) -> torch.Tensor:
+    """Random user hints taken from the true colours, as in Zhang et al. 2017.
+
+    ab: N x 2 x H x W (Lab units) -> N x 3 x H x W (a / AB_NORM, b / AB_NORM, mask). Each photo
+    gets no hints with probability p_none, else a geometric number of them (mean `mean_count`, at
+    most max_count) at uniform positions; a hint is a square patch of half-size 0..max_radius
+    holding the patch's mean true colour. A list passed as `points` receives, for each photo,
+    its hints as the pipeline takes them: [(x, y, a, b)] (centre pixel, colour in Lab units).
+    """
+    rng = generator or random
+    n, _, h, w = ab.shape
+    out = torch.zeros(n, 3, h, w)
+    q = 1.0 / max(1.0, mean_count)
+    for i in range(n):
+        if points is not None:
+            points.append([])
+        if rng.random() < p_none:
+            continue
+        count = 1
+        while count < max_count and rng.random() > q:
+            count += 1
+        for _ in range(count):
+            r = rng.randint(0, max_radius)
+            cy, cx = rng.randrange(h), rng.randrange(w)
+            y0, y1, x0, x1 = max(0, cy - r), min(h, cy + r + 1), max(0, cx - r), min(w, cx + r + 1)
+            color = ab[i, :, y0:y1, x0:x1].mean(dim=(1, 2)) / lab.AB_NORM
+            out[i, 0, y0:y1, x0:x1] = color[0]
+            out[i, 1, y0:y1, x0:x1] = color[1]
+            out[i, 2, y0:y1, x0:x1] = 1.0
+            if points is not None:
+                points[i].append((cx, cy, float(color[0]) * lab.AB_NORM, float(color[1]) * lab.AB_NORM))
+    return out
 
 
 # --- training packs -------------------------------------------------------------------------------

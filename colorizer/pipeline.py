@@ -5,6 +5,9 @@
 
 Only the chroma comes from the network: the output keeps every detail of the input's lightness.
 A colour input is reduced to its lightness first; its chroma is never looked at.
+
+Colorizer's public low-level steps (working_input, predict_small, logits, spread_plan, spread) are
+what training, the benchmarks and the sweep scripts build on. Torch, numpy and Pillow; no UI.
 """
 from __future__ import annotations
 
@@ -223,12 +226,18 @@ class Colorizer:
                 return fn(x, hints)
             return fn(x)
 
-    def _predict_small(self, l_small: np.ndarray, hints: torch.Tensor | None = None) -> torch.Tensor:
-        """N x h x w L planes -> N x 2 x h' x w' ab (Lab units) at the network's output size."""
+    def predict_small(self, l_small: np.ndarray, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """The network alone, decoded: N x h x w L planes (0..100) at the working resolution, with
+        hint planes (N x 3 x h x w, from working_input) for a model that takes them, -> N x 2 x h' x w'
+        ab (Lab units) at the network's output size. No upsampling, no hint spreading."""
         return self._run(l_small, hints, decode=True)
 
-    def _working_input(self, L: np.ndarray, hints, input_size) -> tuple[np.ndarray, torch.Tensor | None]:
-        """Full-resolution L (and hints) -> L at the working resolution (1 x h x w) and the hint planes."""
+    def working_input(self, L: np.ndarray, hints=None, input_size: int | None = None
+                      ) -> tuple[np.ndarray, torch.Tensor | None]:
+        """What the network sees of a photo: its full-resolution L (H x W) at the working resolution
+        (1 x h x w: about input_size**2 pixels, default self.input_size, sides a multiple of the
+        network's) and its hints [(x, y, a, b), ...] as hint planes (1 x 3 x h x w; None without
+        hints). A ValueError for hints to a model that takes none."""
         H, W = L.shape
         hw = working_size(H, W, input_size or self.input_size, self.multiple)
         ht = None
@@ -245,15 +254,16 @@ class Colorizer:
         With hints, the network sees them; then (spread=True) what the network's colours still
         miss at the hints is spread over their regions along the photo's edges (hints.spread_hints).
         """
-        ab = self._predict_small(*self._working_input(L, hints, input_size))
+        ab = self.predict_small(*self.working_input(L, hints, input_size))
         if hints and spread:
-            ab = self._spread(ab, self._spread_plan(L, hints, ab.shape[-2:]))
+            ab = self.spread(ab, self.spread_plan(L, hints, ab.shape[-2:]))
         return upsample_ab(ab, L.shape)
 
     @staticmethod
-    def _spread_plan(L: np.ndarray, hints, size_hw) -> tuple:
-        """The hints as cells of the network's output grid, L on that grid, and each hint's
-        weight map (computed once per photo, whatever colours are spread with them)."""
+    def spread_plan(L: np.ndarray, hints, size_hw) -> tuple:
+        """How hints spread over a photo, for spread(): (the hints [(x, y, a, b)] in full-resolution
+        pixels as cells (row, column, a, b) of the h x w output grid size_hw, L on that grid, each
+        hint's weight map). Computed once per photo, whatever colours are spread with it."""
         from .hints import hint_weights
         H, W = L.shape
         h, w = size_hw
@@ -262,8 +272,9 @@ class Colorizer:
         return cells, l_small, hint_weights(l_small, cells)
 
     @staticmethod
-    def _spread(ab: torch.Tensor, plan) -> torch.Tensor:
-        """1 x 2 x h x w ab -> the same with the hints spread (hints.spread_hints)."""
+    def spread(ab: torch.Tensor, plan) -> torch.Tensor:
+        """1 x 2 x h x w ab (Lab units, on spread_plan's grid) -> the same with what it still misses
+        at the hints spread over their regions along the photo's edges (hints.spread_hints)."""
         from .hints import spread_hints
         cells, l_small, weights = plan
         out = spread_hints(ab[0].float().cpu().numpy(), l_small, cells, weights=weights)
@@ -276,9 +287,10 @@ class Colorizer:
         head = getattr(self.model, "head", None)
         return head is not None and hasattr(head, "bins") and hasattr(head, "decode")
 
-    def _logits(self, L: np.ndarray, hints, input_size) -> torch.Tensor:
-        """The network's raw output (1 x K x h x w logits for a classification model)."""
-        return self._run(*self._working_input(L, hints, input_size), decode=False)
+    def logits(self, L: np.ndarray, hints=None, input_size: int | None = None) -> torch.Tensor:
+        """The network's raw output for a full-resolution L (H x W) and hints, at the working
+        resolution: 1 x K x h x w logits for a classification model (before any decoding)."""
+        return self._run(*self.working_input(L, hints, input_size), decode=False)
 
     @property
     def samples_latent(self) -> bool:
@@ -302,7 +314,7 @@ class Colorizer:
         if not 1 <= n <= 16:
             raise ValueError(f"the number of variations must lie in 1..16, got {n}")
         L = lightness_of(image)
-        l_small, ht = self._working_input(L, hints, input_size)
+        l_small, ht = self.working_input(L, hints, input_size)
         head = self.model.head
         if self.samples_latent:
             g = torch.Generator().manual_seed(fresh_seed() if seed is None else int(seed))
@@ -317,8 +329,8 @@ class Colorizer:
             for logits in outputs:
                 ab = head.decode(logits)
                 if hints:
-                    plan = plan or self._spread_plan(L, hints, ab.shape[-2:])
-                    ab = self._spread(ab, plan)
+                    plan = plan or self.spread_plan(L, hints, ab.shape[-2:])
+                    ab = self.spread(ab, plan)
                 out.append(lab.l_ab_to_rgb_uint8(L, upsample_ab(ab, L.shape)))
         return out
 
@@ -334,7 +346,7 @@ class Colorizer:
         from .hints import ab_to_hex
         light = float(L[int(y), int(x)])
         if self.predicts_distribution:
-            logits = self._logits(L, hints, input_size).float()
+            logits = self.logits(L, hints, input_size).float()
             head = self.model.head
             if getattr(head, "log_class_weights", None) is not None:  # the plain posterior
                 logits = logits - head.log_class_weights.float()[None, :, None, None]
@@ -352,7 +364,7 @@ class Colorizer:
             return [{"a": float(bins[i, 0]), "b": float(bins[i, 1]), "probability": float(p[i]),
                      "hex": ab_to_hex(light, float(bins[i, 0]), float(bins[i, 1]))} for i in chosen]
         if hasattr(self.model, "suggest_colors"):  # SIGGRAPH17's own suggestion head
-            l_small, ht = self._working_input(L, hints, input_size)
+            l_small, ht = self.working_input(L, hints, input_size)
             h, w = l_small.shape[-2:]
             xs = (torch.from_numpy(np.array(l_small, dtype=np.float32))[:, None] - lab.L_CENT) / lab.L_NORM
             with torch.inference_mode():
@@ -381,7 +393,21 @@ class Colorizer:
         for hw, idx in groups.items():
             for s in range(0, len(idx), batch_size):
                 chunk = idx[s:s + batch_size]
-                ab = self._predict_small(np.stack([resize_plane(Ls[i], hw) for i in chunk]))
+                ab = self.predict_small(np.stack([resize_plane(Ls[i], hw) for i in chunk]))
                 for j, i in enumerate(chunk):
                     out[i] = lab.l_ab_to_rgb_uint8(Ls[i], upsample_ab(ab[j:j + 1], Ls[i].shape))
         return out
+
+    # the names these methods had before they were public (deprecated: older scripts call them);
+    # they go through the public names, so that a replaced public method is the one that runs
+    def _predict_small(self, l_small, hints=None):
+        return self.predict_small(l_small, hints)
+
+    def _working_input(self, L, hints, input_size):
+        return self.working_input(L, hints, input_size)
+
+    def _logits(self, L, hints, input_size):
+        return self.logits(L, hints, input_size)
+
+    _spread_plan = spread_plan
+    _spread = spread

@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     from colorizer.models.heads import annealed_mean
     from colorizer.pipeline import lightness_of, load_image, upsample_ab
     from colorizer.errors import ColorizerError
-    from colorizer.train import find_images
+    from colorizer.data import find_images
 
     try:
         c = load_colorizer(args.model, input_size=args.input_size)
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         for f in subsample(find_images([d]), args.limit):
             rgb = load_image(f)
             L = lightness_of(rgb)
-            logits = c._logits(L, None, None).float()  # at the working resolution, as colorizing
+            logits = c.logits(L, None, None).float()  # at the working resolution, as colorizing
             cache.append((rgb, L, logits))
         gray = np.mean([metrics.psnr(lab.gray_rgb_from_lightness(L), rgb) for rgb, L, _ in cache])
         print(f"{d}: {len(cache)} photos, gray PSNR {gray:.3f}, working resolution {c.input_size}", flush=True)

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     from colorizer.evaluate import _rgb8, subsample
     from colorizer.pipeline import lightness_of, load_image, upsample_ab
     from colorizer.errors import ColorizerError
-    from colorizer.train import find_images
+    from colorizer.data import find_images
 
     try:
         c = load_colorizer(args.model)
@@ -64,11 +64,11 @@ def main(argv=None) -> int:
             truth = _rgb8(load_image(f))
             L = lightness_of(truth)
             hints = H.hints_from_truth(truth, args.hints, seed=i)
-            ab = c._predict_small(*c._working_input(L, hints, None))
+            ab = c.predict_small(*c.working_input(L, hints, None))
             scores[None].append(score(ab, L, truth))
             for st in args.settings:
                 H.SPREAD_SIGMA, H.EDGE_COST, H.GLOBAL_RIDGE = st
-                scores[st].append(score(c._spread(ab, c._spread_plan(L, hints, ab.shape[-2:])), L, truth))
+                scores[st].append(score(c.spread(ab, c.spread_plan(L, hints, ab.shape[-2:])), L, truth))
     finally:
         H.SPREAD_SIGMA, H.EDGE_COST, H.GLOBAL_RIDGE = shipped
     for st, rows in scores.items():

@@ -58,7 +58,7 @@ TINY_INPUT_SIZE = 128
 def ab_bins():
     """The 313 ab bin centres (K x 2) shipped with the package."""
     import numpy as np
-    from colorizer.train import AB_BINS_313
+    from colorizer.losses import AB_BINS_313
     return np.load(AB_BINS_313).astype(np.float32)
 
 

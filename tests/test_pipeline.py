@@ -202,13 +202,13 @@ def test_colour_input_is_reduced_to_its_lightness(tiny_colorizer, monkeypatch):
     gray_f = lab.lab_to_rgb(labi)  # float gray with exactly the photo's L
     assert np.abs(gray_f[..., 0] - gray_f[..., 2]).max() < 1e-3
     seen = []
-    real = tiny_colorizer._predict_small
+    real = tiny_colorizer.predict_small
 
     def spy(l_small, hints=None):
         seen.append(np.array(l_small))
         return real(l_small, hints)
 
-    monkeypatch.setattr(tiny_colorizer, "_predict_small", spy)
+    monkeypatch.setattr(tiny_colorizer, "predict_small", spy)
     out_rgb = tiny_colorizer.colorize(rgb)
     out_gray = tiny_colorizer.colorize(gray_f)
     assert np.abs(seen[0] - seen[1]).max() < 0.01
@@ -222,8 +222,8 @@ def test_colour_input_is_reduced_to_its_lightness(tiny_colorizer, monkeypatch):
 
 def test_input_size_sets_the_working_resolution(tiny_colorizer, monkeypatch):
     seen = []
-    real = tiny_colorizer._predict_small
-    monkeypatch.setattr(tiny_colorizer, "_predict_small",
+    real = tiny_colorizer.predict_small
+    monkeypatch.setattr(tiny_colorizer, "predict_small",
                         lambda l_small, hints=None: seen.append(l_small.shape) or real(l_small, hints))
     g = gray8(300, 400)
     check_output(tiny_colorizer.colorize(g), 300, 400)
