@@ -20,7 +20,7 @@ import numpy as np
 from . import lab, metrics
 from .errors import ImageError
 from .pipeline import load_image
-from .train import find_images
+from .data import find_images
 
 METRIC_KEYS = ("mse", "psnr", "ssim", "de76", "de94", "de2000", "colorfulness_pred", "colorfulness_truth")
 # with variations: mean pairwise dE2000 between a photo's samples, and its least colourful sample

@@ -140,7 +140,7 @@ def colorize_all(colorizer, photos: list[np.ndarray]) -> list[np.ndarray]:
 
 def load_photos(paths, limit: int, short_side: int = 256) -> list[np.ndarray]:
     from .evaluate import subsample
-    from .train import find_images, load_images
+    from .data import find_images, load_images
     return load_images(subsample(find_images(paths), limit), short_side=short_side, workers=1)
 
 
