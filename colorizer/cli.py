@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rebalancing correction override (classification heads; 0 vivid .. 1 accurate)")
     e.add_argument("--gain", type=float, default=None, help="chroma gain override (classification heads)")
     e.add_argument("--hints", type=int, default=0, metavar="K",
-                   help="colorize with K colour hints taken from the truth (hint models)")
+                   help="colorize with K color hints taken from the truth (hint models)")
     e.add_argument("--no-spread", action="store_true",
                    help="with --hints: give the hints to the network only, without spreading them along edges")
     e.add_argument("--variations", type=int, default=0, metavar="N",

@@ -1,4 +1,4 @@
-"""Hint propagation branch: carries user colour hints across the photo inside the network.
+"""Hint propagation branch: carries user color hints across the photo inside the network.
 
 A hint model's first hint paths (a convolution added to the encoder's stem and a 1 x 1 mix at
 the decoder's end, colorizer/models/decoder.py) learned almost nothing in CPU time: sparse hints
