@@ -8,6 +8,9 @@
     python -m colorizer realism --models gray default --train DIR... --test DIR...
     python -m colorizer models
     python -m colorizer weights fetch eccv16 | siggraph17
+
+argparse front end only: each subcommand's parser is built by its own `_add_*` function and its
+work is imported lazily from the modules that do it; model names come from colorizer.registry.
 """
 from __future__ import annotations
 

@@ -8,6 +8,9 @@ Two further modes:
   of a 5 x 5 patch), as a user copying the true colors would;
 - variations=N: N sampled colorizations per photo; adds their diversity (mean pairwise Delta E
   2000 between the samples) and each sample's metrics (averaged over the samples).
+
+numpy, colorizer.lab / metrics / data and the pipeline; reads photo folders, writes JSON and PNGs
+only where asked; gradio-free.
 """
 from __future__ import annotations
 

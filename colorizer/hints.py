@@ -3,6 +3,8 @@
 A hint is (x, y, a, b): a pixel of the full-resolution photo (x to the right, y down, from the
 top-left corner) and the Lab chroma wanted there. People pick colors, not ab values, so a hint
 may also give an sRGB color ("#rrggbb"); only its chroma is used, the photo keeps its lightness.
+
+numpy and colorizer.lab only (no torch, no gradio).
 """
 from __future__ import annotations
 

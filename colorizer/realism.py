@@ -12,6 +12,8 @@ For each model under test:
 
 The score is the test accuracy: 50% means the classifier cannot tell the model's colors from
 real ones, 100% that it always can. Every model gets its own classifier, trained the same way.
+
+numpy, torch, PIL and the colorizer's encoders; reads photo folders, writes one JSON file.
 """
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ them one at a time as streams, counting the bytes actually inflated (not what a 
 against a cap per image and an InflateBudget per request; `read_zip_images` is the same as a
 list. Archive paths are never written to disk. `shown_name` cuts a name from an upload or an
 archive to a length fit for a message.
+
+PIL and the standard library only (no torch work, no gradio); never writes to disk.
 """
 from __future__ import annotations
 

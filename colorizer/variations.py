@@ -9,6 +9,8 @@ so a variation perturbs the logits with noise that is smooth twice over:
   (a few cells per side, bilinearly interpolated), so a region takes one color, not speckles.
 Where the model is sure (sky, foliage), the noise barely moves the peak; where it hesitates
 (a car, a shirt), the variations pick different modes.
+
+torch only; gradio-free.
 """
 from __future__ import annotations
 

@@ -6,6 +6,9 @@ Floating tensors are stored in fp16; a checkpoint saved with int8=True (a big ne
 stay under the 25 MB we ship) stores its convolution and linear weights as int8 with one fp16
 scale per output channel, in an extra `int8_scales` entry; reading it gives the weights back
 as floats (max error half a step of each channel's scale).
+
+Torch and the registry (for the official files' URL, sha256 and size); the network only in
+fetch_official; gradio-free.
 """
 from __future__ import annotations
 

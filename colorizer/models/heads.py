@@ -10,6 +10,8 @@ favors rare, saturated colors. The head keeps log w_k, so decoding can take part
 logits - c * log w (c = `correction`: 0 keeps the rebalanced, vivid distribution; 1 recovers
 the plain posterior, whose mean is the most accurate but muted). `gain` then scales the
 decoded chroma (1: as decoded): an accurate but muted mean gains vividness where its hues are right.
+
+torch only (an nn.Module and its helpers); no file or network access.
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ colorizer's output grid) and scores each overlapping patch: high where the color
 a real photo's for that lightness, low where they look colorized. Spectral normalization keeps
 its scores smooth, so the colorizer gets a usable gradient from the start (hinge loss).
 Only training uses it; it is not shipped with a colorizer.
+
+torch only (an nn.Module and its helpers); no file or network access.
 """
 from __future__ import annotations
 

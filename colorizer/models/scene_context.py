@@ -6,6 +6,8 @@ deepest features (before decoding) and for the decoder's last features (before t
 A local feature sees a patch; what color a patch takes often depends on the whole scene (a
 forest, a beach, a kitchen). Both projections start at zero, so a network given this module
 starts out exactly as the one it was fine-tuned from.
+
+torch only (an nn.Module and its helpers); no file or network access.
 """
 from __future__ import annotations
 

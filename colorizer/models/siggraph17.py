@@ -30,6 +30,8 @@ Decoder, U-Net-like with additive shortcuts:
 
 plus `model_class`, a 1x1 conv 256 -> 529 on model8's output: a distribution over a 23 x 23 grid
 of ab values (see `suggest_distribution`), used to offer the user color suggestions.
+
+torch only (an nn.Module and its helpers); no file or network access.
 """
 from __future__ import annotations
 

@@ -30,6 +30,8 @@ gray level GRAY_MEAN, and differs there by the sum of D over the taps that fall 
 D vanishes for filters whose three color slices are equal (sum_c (GRAY_MEAN - m_c) / s_c = 0 by
 the choice of GRAY_MEAN), so luminance filters are folded exactly even at the border; only the
 color-opponent part of the filters differs, and only in that border band.
+
+torch only; reads weight files only when given a path.
 """
 from __future__ import annotations
 

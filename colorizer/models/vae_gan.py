@@ -19,6 +19,8 @@ The losses are put together in colorizer/train.py (TrainConfig.kl_weight, adv_we
 projections start at zero, so a VAE-GAN initialized from a plain checkpoint starts out as that
 model, whatever z is; the posterior encoder starts random, so that z says something about the
 colors from the first step and the projections learn to use it.
+
+torch only (an nn.Module and its helpers); no file or network access.
 """
 from __future__ import annotations
 
