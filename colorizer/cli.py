@@ -8,10 +8,14 @@
     python -m colorizer realism --models gray default --train DIR... --test DIR...
     python -m colorizer models
     python -m colorizer weights fetch eccv16 | siggraph17
+
+argparse front end only: each subcommand's parser is built by its own `_add_*` function and its
+work is imported lazily from the modules that do it; model names come from colorizer.registry.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -91,7 +95,7 @@ def cmd_colorize(args) -> int:
 
 def cmd_colorize_ray(args) -> int:
     try:
-        import ray  # noqa: F401  (only to say how to install it when it is missing)
+        importlib.import_module("ray")  # only to say how to install it when it is missing
     except ImportError:
         _err("colorize-ray needs Ray: pip install -r requirements-scale.txt")
         return 2
@@ -184,14 +188,14 @@ def _evaluate_models(args) -> int:
     """evaluate --models A B ... | all: every model on the same photos, one table."""
     from . import load_colorizer
     from .evaluate import GrayInput, format_comparison, write_comparison_json
-    from .registry import list_models, resolve
+    from .registry import entries, resolve
 
     if any(getattr(args, o) is not None for o in ("temperature", "correction", "gain")):
         _err("--temperature, --correction and --gain apply to one model: use --model NAME with them")
         return 2
     if args.models == ["all"]:
-        names = [r["name"] for r in list_models()]
-        missing = [r["name"] for r in list_models(include_missing=True) if not r["available"]]
+        names = [e.name for e in entries(include_missing=False)]
+        missing = [e.name for e in entries() if not e.available]
         for name in missing:
             print(f"{name}: weights not present, skipped")
     else:
@@ -264,6 +268,8 @@ def cmd_models(args) -> int:
         status = "ready" if r["available"] else ("not downloaded" if r["official"] else "weights missing")
         name = r["name"] + (" (default)" if "default" in r["aliases"] else "")
         print(f"{name:<14} {status:<16} {r['arch']:<14} {r['input_size']:>5}  {r['description']}")
+        if r.get("paper_note"):
+            print(f"{'':<14} paper: note {r['paper_note']}")
         for set_name, sc in (r.get("scores") or {}).items():
             print(f"{'':<14} {set_name}: " + ", ".join(f"{k} {v}" for k, v in sc.items()))
     missing = [r["name"] for r in rows if r["official"] and not r["available"]]
@@ -273,8 +279,8 @@ def cmd_models(args) -> int:
 
 
 def cmd_weights(args) -> int:
-    from .registry import weights_dir
-    from .weights import fetch_official, sha256_of, OFFICIAL_WEIGHTS
+    from .registry import official_names, weights_dir
+    from .weights import fetch_official, official_file, sha256_of
     if args.action == "fetch":
         for name in args.names:
             path = fetch_official(name, dest_dir=args.dir or weights_dir())
@@ -282,12 +288,13 @@ def cmd_weights(args) -> int:
         return 0
     if args.action == "verify":
         ok = True
-        for name, spec in OFFICIAL_WEIGHTS.items():
-            p = Path(args.dir or weights_dir()) / spec["file"]
+        for name in official_names():
+            spec = official_file(name)
+            p = Path(args.dir or weights_dir()) / spec.file
             if not p.exists():
                 print(f"{name}: not present ({p})")
                 continue
-            good = sha256_of(p) == spec["sha256"]
+            good = sha256_of(p) == spec.sha256
             ok &= good
             print(f"{name}: {'ok' if good else 'SHA256 MISMATCH: fetch it again'} ({p})")
         return 0 if ok else 1
@@ -319,15 +326,21 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m colorizer",
-                                description="Colorize black-and-white photos; evaluate, train and time models.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _model_help() -> str:
+    from .registry import ALIASES, REGISTRY
+    return (f"a registered model ({', '.join(REGISTRY)}), {' or '.join(ALIASES)}, or the name of a "
+            "checkpoint in the weights folder (default: default)")
 
+
+_MODEL_HELP = _model_help()
+
+
+def _add_colorize(sub) -> None:
+    """`colorize INPUT... -o OUT_DIR`: photos into a folder of PNGs, in one or N processes."""
     c = sub.add_parser("colorize", help="colorize photos (files or folders) into a folder of PNGs")
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     c.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
-    c.add_argument("--model", default="default")
+    c.add_argument("--model", default="default", help=_MODEL_HELP)
     c.add_argument("--input-size", type=int, default=None, help="working resolution (default: the model's)")
     c.add_argument("--device", default=None)
     c.add_argument("--workers", type=int, default=1, metavar="N",
@@ -335,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_colorize)
 
+
+def _add_colorize_ray(sub) -> None:
+    """`colorize-ray INPUT... -o OUTPUT`: an archive through Ray Data actors."""
     cr = sub.add_parser("colorize-ray", help="colorize an archive with Ray Data: a pool of actors, a "
                         "manifest of the photos that failed, reruns skip what is written "
                         "(pip install -r requirements-scale.txt)")
@@ -342,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     cr.add_argument("-o", "--output", required=True, metavar="OUTPUT")
     cr.add_argument("--address", default=None, metavar="ray://HOST:PORT",
                     help="a Ray cluster (default: start a local Ray with --workers CPUs)")
-    cr.add_argument("--model", default="default")
+    cr.add_argument("--model", default="default", help=_MODEL_HELP)
     cr.add_argument("--input-size", type=int, default=None, help="working resolution (default: the model's)")
     cr.add_argument("--format", choices=["png", "jpeg"], default="png")
     cr.add_argument("--quality", type=int, default=90, metavar="Q", help="JPEG quality, 1 to 95 (default 90)")
@@ -351,9 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     cr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     cr.set_defaults(func=cmd_colorize_ray)
 
+
+def _add_evaluate(sub) -> None:
+    """`evaluate DIR...`: one model's scores, or several models' on the same photos."""
     e = sub.add_parser("evaluate", help="score a model on folders of color photos")
     e.add_argument("dirs", nargs="+", metavar="DIR")
-    e.add_argument("--model", default="default")
+    e.add_argument("--model", default="default", help=_MODEL_HELP)
     e.add_argument("--models", nargs="+", default=None, metavar="NAME",
                    help="compare several models on the same photos (`all`: every model whose weights are present; `gray`: the gray input itself, the baseline)")
     e.add_argument("--json", default=None, metavar="FILE", help="write per-image and mean scores")
@@ -364,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rebalancing correction override (classification heads; 0 vivid .. 1 accurate)")
     e.add_argument("--gain", type=float, default=None, help="chroma gain override (classification heads)")
     e.add_argument("--hints", type=int, default=0, metavar="K",
-                   help="colorize with K colour hints taken from the truth (hint models)")
+                   help="colorize with K color hints taken from the truth (hint models)")
     e.add_argument("--no-spread", action="store_true",
                    help="with --hints: give the hints to the network only, without spreading them along edges")
     e.add_argument("--variations", type=int, default=0, metavar="N",
@@ -377,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
+
+def _add_realism(sub) -> None:
+    """`realism`: accuracy of a real-vs-colorized classifier per model."""
     r = sub.add_parser("realism", help="realism score: accuracy of a real-vs-colorized classifier per model")
     r.add_argument("--models", nargs="+", default=["gray", "default"],
                    help="models to score ('gray' is the gray input itself)")
@@ -387,11 +409,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", default=None, metavar="FILE")
     r.set_defaults(func=cmd_realism)
 
+
+def _add_train(sub) -> None:
+    """`train`: its options are colorizer.train's."""
     from . import train as train_mod
     t = sub.add_parser("train", help="train a model on folders of color photos")
     train_mod.add_arguments(t)
     t.set_defaults(func=train_mod.main)
 
+
+def _add_pack(sub) -> None:
+    """`pack DIR... -o DIR`: a compact training pack."""
     k = sub.add_parser("pack", help="write a compact training pack (decoded square crops) to copy to another machine")
     k.add_argument("data", nargs="+", metavar="DIR", help="folders of color photos")
     k.add_argument("-o", "--out", required=True, metavar="DIR", help="the pack's folder (train --pack DIR)")
@@ -402,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--seed", type=int, default=0)
     k.set_defaults(func=cmd_pack)
 
+
+def _add_bench(sub) -> None:
+    """`bench`: inference (or, with --train, training) speed."""
     b = sub.add_parser("bench", help="images per second per architecture; 12 MP photo time and memory")
     b.add_argument("--models", nargs="*", default=None, help="registered models to time (default: all usable)")
     b.add_argument("--all-archs", action="store_true", help="also time our other architectures (random weights)")
@@ -422,18 +453,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="photos for --train (default: scikit-image's sample photos)")
     b.set_defaults(func=cmd_bench)
 
+
+def _add_models(sub) -> None:
+    """`models`: the registry's models, whether their weights are present, their scores."""
     m = sub.add_parser("models", help="list models, whether their weights are present, and scores")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_models)
 
+
+def _add_weights(sub) -> None:
+    """`weights fetch NAME... | verify`: the official weights the registry names."""
+    from .registry import official_names
     w = sub.add_parser("weights", help="download (fetch) or check (verify) the official Zhang et al. weights")
     wsub = w.add_subparsers(dest="action", required=True, metavar="ACTION")
     f = wsub.add_parser("fetch", help="download official weights, checking size and sha256")
-    f.add_argument("names", nargs="+", choices=["eccv16", "siggraph17"])
+    f.add_argument("names", nargs="+", choices=official_names())
     f.add_argument("--dir", default=None, help="destination (default: the weights folder)")
     v = wsub.add_parser("verify", help="check the sha256 of official weights present")
     v.add_argument("--dir", default=None)
     w.set_defaults(func=cmd_weights)
+
+
+_SUBCOMMANDS = (_add_colorize, _add_colorize_ray, _add_evaluate, _add_realism, _add_train, _add_pack,
+                _add_bench, _add_models, _add_weights)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m colorizer",
+                                description="Colorize black-and-white photos; evaluate, train and time models.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in _SUBCOMMANDS:
+        add(sub)
     return p
 
 

@@ -3,11 +3,14 @@ result is compared with the photo. Per-image and mean MSE, PSNR, SSIM, Delta E 7
 the colorfulness of output and truth; optionally the outputs and Delta E heat maps on disk.
 
 Two further modes:
-- hints=K: each photo is colorized with K colour hints taken from the truth (colorizer.hints.
-  hints_from_truth: uniform random points, seeded by the photo's index, each the mean true colour
-  of a 5 x 5 patch), as a user copying the true colours would;
+- hints=K: each photo is colorized with K color hints taken from the truth (colorizer.hints.
+  hints_from_truth: uniform random points, seeded by the photo's index, each the mean true color
+  of a 5 x 5 patch), as a user copying the true colors would;
 - variations=N: N sampled colorizations per photo; adds their diversity (mean pairwise Delta E
   2000 between the samples) and each sample's metrics (averaged over the samples).
+
+numpy, colorizer.lab / metrics / data and the pipeline; reads photo folders, writes JSON and PNGs
+only where asked; gradio-free.
 """
 from __future__ import annotations
 
@@ -20,10 +23,10 @@ import numpy as np
 from . import lab, metrics
 from .errors import ImageError
 from .pipeline import load_image
-from .train import find_images
+from .data import find_images
 
 METRIC_KEYS = ("mse", "psnr", "ssim", "de76", "de94", "de2000", "colorfulness_pred", "colorfulness_truth")
-# with variations: mean pairwise dE2000 between a photo's samples, and its least colourful sample
+# with variations: mean pairwise dE2000 between a photo's samples, and its least colorful sample
 VARIATION_KEYS = ("diversity_de2000", "colorfulness_min_sample")
 
 
@@ -48,7 +51,7 @@ def summarize(rows: list[dict]) -> dict:
         out[k] = float(np.mean(vals)) if vals else float("nan")
     if rows:
         out["colorfulness_ratio"] = out["colorfulness_pred"] / max(1e-9, out["colorfulness_truth"])
-        # the share of photos that come out with less than half of their truth's colourfulness
+        # the share of photos that come out with less than half of their truth's colorfulness
         dull = [r["colorfulness_pred"] < 0.5 * r["colorfulness_truth"] for r in rows
                 if np.isfinite(r["colorfulness_pred"]) and np.isfinite(r["colorfulness_truth"])]
         out["dull_share"] = float(np.mean(dull)) if dull else float("nan")
@@ -160,8 +163,8 @@ def write_json(path, model: str, sets: dict) -> None:
 
 
 def _metric_cells(m: dict, truth: bool) -> str:
-    """A row's metric columns: MSE, PSNR, SSIM, dE76/94/2000, colourfulness (and the truth's),
-    its ratio and the share of photos below half of their truth's colourfulness."""
+    """A row's metric columns: MSE, PSNR, SSIM, dE76/94/2000, colorfulness (and the truth's),
+    its ratio and the share of photos below half of their truth's colorfulness."""
     return (f"{m['mse']:>8.1f} {m['psnr']:>6.2f} {m['ssim']:>6.3f} {m['de76']:>6.2f} {m['de94']:>6.2f} "
             f"{m['de2000']:>6.2f} {m['colorfulness_pred']:>7.1f} "
             + (f"{m['colorfulness_truth']:>6.1f} " if truth else "")

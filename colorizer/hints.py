@@ -1,13 +1,16 @@
-"""User colour hints: parsing what people and scripts send, and hints taken from a true photo.
+"""User color hints: parsing what people and scripts send, and hints taken from a true photo.
 
 A hint is (x, y, a, b): a pixel of the full-resolution photo (x to the right, y down, from the
-top-left corner) and the Lab chroma wanted there. People pick colours, not ab values, so a hint
-may also give an sRGB colour ("#rrggbb"); only its chroma is used, the photo keeps its lightness.
+top-left corner) and the Lab chroma wanted there. People pick colors, not ab values, so a hint
+may also give an sRGB color ("#rrggbb"); only its chroma is used, the photo keeps its lightness.
+
+numpy and colorizer.lab only (no torch, no gradio).
 """
 from __future__ import annotations
 
 import json
 import re
+import warnings
 
 import numpy as np
 
@@ -17,41 +20,48 @@ MAX_HINTS = 200
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 
 
-def hex_to_rgb(colour: str) -> tuple[int, int, int]:
-    m = _HEX.match(str(colour).strip())
+def hex_to_rgb(color: str) -> tuple[int, int, int]:
+    """'#rrggbb' or '#rgb' (the '#' optional) -> (r, g, b) 0..255."""
+    m = _HEX.match(str(color).strip())
     if not m:
-        raise ValueError(f"{colour!r} is not a colour: use #rrggbb, e.g. #3a7bd5")
+        raise ValueError(f"{color!r} is not a colour: use #rrggbb, e.g. #3a7bd5")
     h = m.group(1)
     if len(h) == 3:
         h = "".join(c * 2 for c in h)
     return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
 
 
-def colour_to_ab(colour) -> tuple[float, float]:
-    """'#rrggbb', 'rgb(r, g, b)' / 'rgba(...)' (what colour pickers send) or (r, g, b) 0..255 -> (a, b)."""
-    if isinstance(colour, str) and colour.strip().lower().startswith("rgb"):
-        nums = re.findall(r"[-+]?\d*\.?\d+", colour)
+def color_to_ab(color) -> tuple[float, float]:
+    """'#rrggbb', 'rgb(r, g, b)' / 'rgba(...)' (what color pickers send) or (r, g, b) 0..255 -> (a, b)."""
+    if isinstance(color, str) and color.strip().lower().startswith("rgb"):
+        nums = re.findall(r"[-+]?\d*\.?\d+", color)
         if len(nums) < 3:
-            raise ValueError(f"{colour!r} is not a colour: use #rrggbb or rgb(r, g, b)")
+            raise ValueError(f"{color!r} is not a colour: use #rrggbb or rgb(r, g, b)")
         rgb = tuple(float(v) for v in nums[:3])
-    elif isinstance(colour, str):
-        rgb = hex_to_rgb(colour)
+    elif isinstance(color, str):
+        rgb = hex_to_rgb(color)
     else:
         try:
-            rgb = tuple(float(v) for v in colour)
+            rgb = tuple(float(v) for v in color)
         except TypeError:
             rgb = ()
         if len(rgb) != 3:
-            raise ValueError(f"{colour!r} is not a colour: use #rrggbb or three 0-255 numbers")
+            raise ValueError(f"{color!r} is not a colour: use #rrggbb or three 0-255 numbers")
     if not all(0 <= v <= 255 for v in rgb):
-        raise ValueError(f"colour {colour!r}: each channel must lie in 0..255")
+        raise ValueError(f"colour {color!r}: each channel must lie in 0..255")
     px = np.array([[rgb]], dtype=np.float32).round().astype(np.uint8)
     ab = lab.rgb_to_lab(px)[0, 0, 1:]
     return float(ab[0]), float(ab[1])
 
 
+def colour_to_ab(colour) -> tuple[float, float]:
+    """Deprecated British spelling of `color_to_ab`."""
+    warnings.warn("colour_to_ab is deprecated, use color_to_ab", DeprecationWarning, stacklevel=2)
+    return color_to_ab(colour)
+
+
 def ab_to_hex(L: float, a: float, b: float) -> str:
-    """The sRGB colour (#rrggbb) of Lab (L, a, b), clipped into the gamut."""
+    """The sRGB color (#rrggbb) of Lab (L, a, b), clipped into the gamut."""
     rgb = lab.l_ab_to_rgb_uint8(np.array([[L]], dtype=np.float32),
                                 np.array([[[a]], [[b]]], dtype=np.float32))[0, 0]
     return "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb))
@@ -131,7 +141,7 @@ def parse_hints(spec, width: int | None = None, height: int | None = None) -> li
             x, y = _number(h["x"], "x", i), _number(h["y"], "y", i)
             if "color" in h or "colour" in h:
                 try:
-                    a, b = colour_to_ab(h.get("color", h.get("colour")))
+                    a, b = color_to_ab(h.get("color", h.get("colour")))  # 'colour': the older key
                 except ValueError as exc:
                     raise ValueError(f"hint {i}: {exc}") from None
             elif "a" in h and "b" in h:
@@ -141,7 +151,7 @@ def parse_hints(spec, width: int | None = None, height: int | None = None) -> li
         elif isinstance(h, (list, tuple)) and len(h) == 3:
             x, y = _number(h[0], "x", i), _number(h[1], "y", i)
             try:
-                a, b = colour_to_ab(h[2])
+                a, b = color_to_ab(h[2])
             except ValueError as exc:
                 raise ValueError(f"hint {i}: {exc}") from None
         elif isinstance(h, (list, tuple)) and len(h) == 4:
@@ -158,7 +168,7 @@ def parse_hints(spec, width: int | None = None, height: int | None = None) -> li
 
 
 def hints_from_truth(rgb: np.ndarray, count: int, seed: int = 0, patch: int = 5) -> list[tuple[float, float, float, float]]:
-    """`count` hints taken from a colour photo, as a user copying the true colours would place
+    """`count` hints taken from a color photo, as a user copying the true colors would place
     them: uniform random points (seeded), each with the mean true ab over a patch x patch square."""
     ab = lab.rgb_to_lab(np.asarray(rgb, dtype=np.uint8))[..., 1:]
     H, W = ab.shape[:2]
@@ -178,15 +188,15 @@ def hints_from_truth(rgb: np.ndarray, count: int, seed: int = 0, patch: int = 5)
 # imagenet200x5; never the val or test sets): a wider reach that stops harder at edges than the
 # first choice (0.25, 0.3, picked on 40 val photos) lowered mean Delta E 2000 by 0.07-0.09 on both.
 SPREAD_SIGMA = 0.32  # fall-off of a hint's influence, as a share of the grid's diagonal
-EDGE_COST = 0.75  # extra path cost per unit of L difference between neighbouring cells
+EDGE_COST = 0.75  # extra path cost per unit of L difference between neighboring cells
 GLOBAL_FIT = True
-GLOBAL_RIDGE = 3.0  # pull of the global colour correction towards no change, in hints
+GLOBAL_RIDGE = 3.0  # pull of the global color correction towards no change, in hints
 
 
 def global_fit(ab, rows, cols, true):
-    """A global correction of the predicted colours that the hints call for: ab -> A ab, a 2 x 2
+    """A global correction of the predicted colors that the hints call for: ab -> A ab, a 2 x 2
     linear map of the chroma plane (more or less saturated, hues turned), fitted by least squares
-    on the hinted cells (rows, cols; their colours `true`, n x 2) and pulled towards the identity
+    on the hinted cells (rows, cols; their colors `true`, n x 2) and pulled towards the identity
     (ridge weight GLOBAL_RIDGE, as if that many hints agreed with the prediction). Gray stays
     gray: hints clustered on one object cannot tint the whole photo, but ten hints that all find
     the prediction too muted make it more vivid everywhere, before the local residuals are spread.
@@ -204,7 +214,7 @@ def hint_weights(L: np.ndarray, cells, sigma: float | None = None) -> dict:
     """For each hinted grid cell (row, col), its weight over the photo: exp(-d / s), d the
     geodesic distance from the cell along paths that pay 1 + EDGE_COST |grad L| per cell crossed,
     s = sigma x the grid's diagonal. Depends on the lightness only, so one computation serves
-    every colouring of the same photo (the variations)."""
+    every coloring of the same photo (the variations)."""
     from skimage.graph import MCP_Geometric
 
     h, w = L.shape
@@ -225,13 +235,13 @@ def spread_hints(ab, L: np.ndarray | None, cells: list[tuple[int, int, float, fl
     """Correct a predicted ab plane (2 x h x w) with hints at grid cells [(row, col, a, b)].
 
     First a global chroma correction fitted on the hints (global_fit, with 3 or more hinted
-    cells); then each hint's remaining residual (hint colour minus prediction there) spreads over
-    the photo with its weight from hint_weights (pass them in when colouring one photo several
+    cells); then each hint's remaining residual (hint color minus prediction there) spreads over
+    the photo with its weight from hint_weights (pass them in when coloring one photo several
     times; L, the lightness on the grid, is needed only without them): the residual fills the
     region the hint lies in and fades across edges of the lightness (the idea of Yatziv and
-    Sapiro's chrominance blending, 2006, applied to the network's errors instead of to colours).
+    Sapiro's chrominance blending, 2006, applied to the network's errors instead of to colors).
     Where several hints reach, their residuals are averaged by weight. A hinted cell gets exactly
-    its hint's colour.
+    its hint's color.
 
     ab: a float numpy array (computed in float64, returned as float32) or a torch tensor, which
     keeps its gradient: a hint model can be trained through the spreading (colorizer/train.py).

@@ -5,6 +5,8 @@ one place. The conversions are float32, vectorized, and work on large photos in 
 two threads process at once (numpy releases the GIL inside its loops). 8- and 16-bit inputs are
 linearized through lookup tables; float outputs are gamma-encoded through a 65536-entry table.
 The formulas and constants match scikit-image's rgb2lab / lab2rgb (same sRGB matrix, D65 white).
+
+numpy only.
 """
 from __future__ import annotations
 

@@ -16,6 +16,8 @@ map averaged over the interior (a 3-pixel border left out), per RGB channel, the
 (the scikit-image default). The Wang et al. 11 x 11 Gaussian (sigma 1.5) variant reads about
 0.003 higher on these photos and does not match the table; it is available as
 ``ssim(..., gaussian=True)``.
+
+numpy, scipy.ndimage and colorizer.lab only.
 """
 from __future__ import annotations
 

@@ -1,22 +1,25 @@
-"""An automatic realism score: a small classifier that tells real colour photos from colorized ones.
+"""An automatic realism score: a small classifier that tells real color photos from colorized ones.
 
 For each model under test:
 1. real photos of a training pool and the model's colorizations of the same photos (from their
    gray L) are turned into features by an ImageNet-pretrained EfficientNet-Lite0 that sees the
-   RGB image (mean and standard deviation of its last three feature maps, plus a few colour
+   RGB image (mean and standard deviation of its last three feature maps, plus a few color
    statistics: Lab chroma quantiles and Hasler-Suesstrunk colorfulness);
 2. an L2-regularized logistic regression learns real vs colorized (the regularization picked on
    a held-out quarter of the training pool);
 3. it is tested on photos disjoint from the training pool: real photos and the model's
    colorizations of them (each test photo appears once as real and once as colorized).
 
-The score is the test accuracy: 50% means the classifier cannot tell the model's colours from
+The score is the test accuracy: 50% means the classifier cannot tell the model's colors from
 real ones, 100% that it always can. Every model gets its own classifier, trained the same way.
+
+numpy, torch, PIL and the colorizer's encoders; reads photo folders, writes one JSON file.
 """
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +49,12 @@ class FeatureExtractor:
                 maps = self.encoder(x)[-3:]
             deep = [torch.cat([m.mean((2, 3)), m.std((2, 3))], 1) for m in maps]
             feats.append(torch.cat(deep, 1).numpy())
-        colour = np.stack([colour_stats(im) for im in images])
-        return np.concatenate([np.concatenate(feats), colour], 1).astype(np.float32)
+        color = np.stack([color_stats(im) for im in images])
+        return np.concatenate([np.concatenate(feats), color], 1).astype(np.float32)
 
 
 def _square(im: np.ndarray) -> np.ndarray:
-    """Centre square crop resized to FEATURE_SIZE (the same path for real and colorized)."""
+    """Center square crop resized to FEATURE_SIZE (the same path for real and colorized)."""
     h, w = im.shape[:2]
     s = min(h, w)
     y, x = (h - s) // 2, (w - s) // 2
@@ -59,12 +62,19 @@ def _square(im: np.ndarray) -> np.ndarray:
     return np.asarray(pil.resize((FEATURE_SIZE, FEATURE_SIZE), Image.BILINEAR), dtype=np.uint8)
 
 
-def colour_stats(im: np.ndarray) -> np.ndarray:
+def color_stats(im: np.ndarray) -> np.ndarray:
+    """A photo's chroma quantiles (10/50/90/99%), colorfulness and mean a, b, each / 50."""
     labim = lab.rgb_to_lab(im)
     chroma = np.hypot(labim[..., 1], labim[..., 2]).ravel()
     q = np.quantile(chroma, [0.1, 0.5, 0.9, 0.99])
     return np.concatenate([q / 50.0, [metrics.colorfulness(im) / 50.0,
                                       labim[..., 1].mean() / 50.0, labim[..., 2].mean() / 50.0]])
+
+
+def colour_stats(im: np.ndarray) -> np.ndarray:
+    """Deprecated British spelling of `color_stats`."""
+    warnings.warn("colour_stats is deprecated, use color_stats", DeprecationWarning, stacklevel=2)
+    return color_stats(im)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, steps: int = 200):
@@ -140,7 +150,7 @@ def colorize_all(colorizer, photos: list[np.ndarray]) -> list[np.ndarray]:
 
 def load_photos(paths, limit: int, short_side: int = 256) -> list[np.ndarray]:
     from .evaluate import subsample
-    from .train import find_images, load_images
+    from .data import find_images, load_images
     return load_images(subsample(find_images(paths), limit), short_side=short_side, workers=1)
 
 

@@ -1,26 +1,122 @@
-"""The model registry: name -> architecture, weights file, working resolution, metadata.
+"""The model registry, the one place that says which models there are and what is known of each:
+name -> architecture, weights file, where official weights are downloaded from (URL, sha256,
+size), working resolution, descriptions, and which results file its scores come from.
 
 Our own checkpoints rebuild their architecture from the file ({arch, model_args, state_dict,
 meta}); the official Zhang et al. files are plain state dicts of a known architecture. Any other
 checkpoint a user trains into the weights folder (`python -m colorizer train --out
 weights/NAME.pt`) is listed under its file name too. `default` is an alias for the best shipped
-model.
+model. Scores are not typed in here: they are read, when asked for, from the JSON files that
+`python -m colorizer evaluate --json` wrote into docs/results (a model without one has none).
+
+Standard library only (no torch): it reads the weights folder's listing and docs/results.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, asdict
+import functools
+import json
+from dataclasses import dataclass, asdict
 from pathlib import Path
 
 from .errors import ModelNotFoundError
-from .settings import Settings, settings
+from .settings import REPO_DIR, Settings, settings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_WEIGHTS_DIR = Settings().weights_dir  # the repository's weights/
+RESULTS_DIR = REPO_DIR / "docs" / "results"  # evaluation results, one JSON file per run
 
 
 def weights_dir() -> Path:
     """Where weight files live: $COLORIZER_WEIGHTS_DIR, else the repository's weights/ folder."""
     return settings().weights_dir
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a weights file is published and what it must be (checked after each download)."""
+    url: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class ResultsFile:
+    """A JSON file of docs/results written by `python -m colorizer evaluate --json`: one model's
+    ({"sets": ...}) or, with `model`, that model's part of a comparison ({"models": {NAME: ...}})."""
+    file: str  # name inside RESULTS_DIR
+    model: str | None = None
+
+    @property
+    def path(self) -> Path:
+        return RESULTS_DIR / self.file
+
+    def set_means(self) -> dict[str, dict]:
+        """Set name ("val/imagenet_val": a folder's last two parts) -> its mean row; {} without the file."""
+        return _set_means(self.path, self.model)
+
+
+@functools.lru_cache(maxsize=None)
+def _set_means_cached(path: str, mtime_ns: int, model: str | None) -> dict[str, dict]:
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if model is not None:
+        data = data.get("models", {}).get(model, {})
+    return {"/".join(Path(folder).parts[-2:]): dict(row.get("mean", {}))
+            for folder, row in data.get("sets", {}).items()}
+
+
+def _set_means(path: Path, model: str | None) -> dict[str, dict]:
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return {}
+    return _set_means_cached(str(path), mtime, model)
+
+
+# The gray input scored as a model: the baseline printed beside each model's PSNR and dE2000.
+GRAY_BASELINES = (ResultsFile("seed_eval_part2.json", model="gray"), ResultsFile("gray_v1_eval.json", model="gray"))
+
+# (metric name in the registry, key in an evaluation row, digits kept)
+_METRICS = (("psnr", "psnr", 2), ("ssim", "ssim", 3), ("de2000", "de2000", 2),
+            ("colorfulness_ratio", "colorfulness_ratio", 2), ("below_half_colorfulness", "dull_share", 2))
+_BASELINE_METRICS = (("gray_psnr", "psnr", 2), ("gray_de2000", "de2000", 2))
+_ORDER = ("psnr", "gray_psnr", "ssim", "de2000", "gray_de2000", "colorfulness_ratio", "below_half_colorfulness")
+
+
+@dataclass(frozen=True)
+class SetScores:
+    """A model's mean scores on one photo set, and the files they were read from."""
+    set_name: str
+    metrics: tuple[tuple[str, float], ...]  # (name, value) in the order they are shown
+    file: str  # the results file of the model's scores
+    baseline_file: str | None = None  # the results file of the gray baseline (gray_*), if any
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.metrics)
+
+
+def read_scores(results: ResultsFile | None) -> dict[str, SetScores] | None:
+    """A model's scores per set, read from its results file (None: no file named, or not there)."""
+    if results is None:
+        return None
+    means = results.set_means()
+    if not means:
+        return None
+    baselines = [(b, b.set_means()) for b in GRAY_BASELINES]
+    out = {}
+    for set_name, row in means.items():
+        got = {name: round(float(row[key]), nd) for name, key, nd in _METRICS if row.get(key) is not None}
+        base_file = None
+        for b, b_means in baselines:
+            if set_name in b_means:
+                base = b_means[set_name]
+                got.update({name: round(float(base[key]), nd) for name, key, nd in _BASELINE_METRICS
+                            if base.get(key) is not None})
+                base_file = b.file
+                break
+        metrics = tuple((k, got[k]) for k in _ORDER if k in got)
+        out[set_name] = SetScores(set_name, metrics, results.file, base_file)
+    return out
 
 
 @dataclass(frozen=True)
@@ -33,7 +129,9 @@ class ModelEntry:
     description: str = ""
     summary: str = ""  # one line for menus: which paper's system, trained on what
     trained_on: str = ""
-    scores: dict = field(default_factory=dict)  # set name -> {metric: value}
+    source: WeightsSource | None = None  # where the weights file is downloaded from (official ones)
+    results: ResultsFile | None = None  # where its scores come from (docs/results)
+    paper_note: str = ""  # what the paper reports, for models we did not evaluate here
 
     @property
     def path(self) -> Path:
@@ -43,13 +141,23 @@ class ModelEntry:
     def available(self) -> bool:
         return self.path.is_file()
 
+    @property
+    def set_scores(self) -> dict[str, SetScores] | None:
+        """Scores per set with the files they came from (None without a results file)."""
+        return read_scores(self.results)
+
+    @property
+    def scores(self) -> dict[str, dict[str, float]] | None:
+        """Set name -> {metric: value}, read from the model's results file (None without one)."""
+        sets = self.set_scores
+        return None if sets is None else {k: v.as_dict() for k, v in sets.items()}
+
     def as_dict(self) -> dict:
         d = asdict(self)
-        d.update(path=str(self.path), available=self.available)
+        d.update(path=str(self.path), available=self.available, scores=self.scores,
+                 scores_file=str(self.results.path) if self.results and self.scores is not None else None)
         return d
 
-
-_ZHANG_SCORES_NOTE = "AMT fooling rate 32.3% (ECCV16 paper, ImageNet)"
 
 REGISTRY: dict[str, ModelEntry] = {}
 
@@ -59,13 +167,21 @@ def register(entry: ModelEntry) -> ModelEntry:
     return entry
 
 
+# --- official weights of Zhang et al. (ECCV 2016, SIGGRAPH 2017) -------------------------------
+# The released files are plain state dicts (not our {arch, model_args, state_dict, meta}
+# checkpoints) for colorizer.models.eccv16.ECCV16 and colorizer.models.siggraph17.SIGGRAPH17.
+# Released by the authors under the BSD-2-Clause license (richzhang/colorization).
+_ZHANG_URL = "https://colorizers.s3.us-east-2.amazonaws.com/"
+
 register(ModelEntry(
     name="eccv16", arch="eccv16", weights="colorization_release_v2-9b330a0b.pth", official=True,
     description="Zhang, Isola, Efros: Colorful Image Colorization (ECCV 2016), official weights; "
                 "classification over 313 ab bins, 32 M parameters",
     summary="Zhang et al. ECCV 2016, the authors' weights (ImageNet, 1.3 M photos)",
     trained_on="ImageNet train (1.3 M photos), by the authors",
-    scores={"paper": {"note": _ZHANG_SCORES_NOTE}},
+    source=WeightsSource(url=_ZHANG_URL + "colorization_release_v2-9b330a0b.pth", bytes=128976165,
+                         sha256="9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9"),
+    paper_note="AMT fooling rate 32.3% (ECCV16 paper, ImageNet)",
 ))
 register(ModelEntry(
     name="siggraph17", arch="siggraph17", weights="siggraph17-df00044c.pth", official=True,
@@ -73,9 +189,12 @@ register(ModelEntry(
                 "weights; takes optional ab hints",
     summary="Zhang et al. SIGGRAPH 2017 (user-guided), the authors' weights (ImageNet)",
     trained_on="ImageNet train (1.3 M photos), by the authors",
+    source=WeightsSource(url=_ZHANG_URL + "siggraph17-df00044c.pth", bytes=136787426,
+                         sha256="df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66"),
 ))
 
-# Our shipped models; scores from `python -m colorizer evaluate` (see weights/README.md).
+# Our shipped models (weights/README.md has their cards); scores from `python -m colorizer
+# evaluate ... --json docs/results/FILE` on the validation and test sets.
 register(ModelEntry(
     name="lite0-cls", arch="backbone_unet", weights="lite0_cls.pt", input_size=256,
     description="U-Net on an ImageNet-pretrained EfficientNet-Lite0 encoder, classification over "
@@ -83,30 +202,8 @@ register(ModelEntry(
     summary="our EfficientNet-Lite0 U-Net, 313-bin classification (version-1 photos, 14k)",
     trained_on="../shared/data/train (imagenette, imagenet200x5, bsds500_trainval, flowers128: "
                "14,082 photos), 26 epochs of 4,000 random 128 px crops, 82 minutes on 2 CPU cores",
-    scores={  # python -m colorizer evaluate ... (docs/results/lite0_cls_eval.json); gray baseline in ()
-        "val/imagenette_val1000": {"psnr": 22.41, "ssim": 0.908, "de2000": 9.59, "gray_de2000": 10.51,
-                                   "colorfulness_ratio": 0.94},
-        "test/kodak24": {"psnr": 21.04, "ssim": 0.917, "de2000": 11.79, "gray_de2000": 12.12,
-                         "colorfulness_ratio": 0.93},
-        "test/bsds500_test": {"psnr": 21.22, "ssim": 0.904, "de2000": 11.98, "gray_de2000": 13.01,
-                              "colorfulness_ratio": 0.93},
-        "test/mcmaster18": {"psnr": 18.04, "ssim": 0.777, "de2000": 14.14, "gray_de2000": 15.64,
-                            "colorfulness_ratio": 0.65},
-    },
+    results=ResultsFile("lite0_cls_eval.json"),
 ))
-
-# python -m colorizer evaluate ... (docs/results/lite0_scene_eval.json); gray baseline in ()
-SCENE_SCORES = {
-    "val/imagenet_val": {"psnr": 22.94, "gray_psnr": 22.39, "ssim": 0.929, "de2000": 10.89,
-                         "gray_de2000": 11.47, "colorfulness_ratio": 0.73, "below_half_colorfulness": 0.24},
-    "test/kodak24": {"psnr": 22.48, "gray_psnr": 22.00, "ssim": 0.931, "de2000": 11.64,
-                     "gray_de2000": 12.12, "colorfulness_ratio": 0.75, "below_half_colorfulness": 0.42},
-    "test/bsds500_test": {"psnr": 22.76, "gray_psnr": 21.54, "ssim": 0.934, "de2000": 11.21,
-                          "gray_de2000": 13.01, "colorfulness_ratio": 0.75, "below_half_colorfulness": 0.27},
-    "test/mcmaster18": {"psnr": 18.84, "gray_psnr": 17.67, "ssim": 0.782, "de2000": 13.83,
-                        "gray_de2000": 15.64, "colorfulness_ratio": 0.56, "below_half_colorfulness": 0.56},
-}
-
 register(ModelEntry(
     name="lite0-hint", arch="backbone_unet", weights="lite0_hint.pt", input_size=256,
     description="lite0-cls fine-tuned to take color hints and to decode accurately: EfficientNet-Lite0 "
@@ -115,18 +212,8 @@ register(ModelEntry(
     trained_on="../shared/data/train (14,082 photos): lite0-cls, then fine-tuned with random hints "
                "sampled from the truth and a loss on the decoded colors, on 128 px and then 224 px "
                "crops (see weights/README.md)",
-    scores={  # python -m colorizer evaluate ... (docs/results/lite0_hint_eval.json); gray baseline in ()
-        "val/imagenette_val1000": {"psnr": 23.61, "gray_psnr": 22.81, "ssim": 0.932, "de2000": 9.41,
-                                   "gray_de2000": 10.51, "colorfulness_ratio": 0.78},
-        "test/kodak24": {"psnr": 22.12, "gray_psnr": 22.00, "ssim": 0.930, "de2000": 11.22,
-                         "gray_de2000": 12.12, "colorfulness_ratio": 0.81},
-        "test/bsds500_test": {"psnr": 22.70, "gray_psnr": 21.54, "ssim": 0.933, "de2000": 11.38,
-                              "gray_de2000": 13.01, "colorfulness_ratio": 0.73},
-        "test/mcmaster18": {"psnr": 18.82, "gray_psnr": 17.67, "ssim": 0.790, "de2000": 13.92,
-                            "gray_de2000": 15.64, "colorfulness_ratio": 0.54},
-    },
+    results=ResultsFile("lite0_hint_eval.json"),
 ))
-
 register(ModelEntry(
     name="lite0-scene", arch="backbone_unet", weights="lite0_scene.pt", input_size=256,
     description="lite0-hint with a scene-level context (whole-photo features that scale and shift the "
@@ -135,39 +222,12 @@ register(ModelEntry(
     summary="our best: lite0-hint + scene context, on the diverse version-2 pool (22k photos)",
     trained_on="../shared/data/train version 2 (22,320 photos of ten folders, each given its share): "
                "lite0-hint + scene context, 128 px then 176 px crops (see weights/README.md)",
-    scores=SCENE_SCORES,
+    results=ResultsFile("lite0_scene_eval.json"),
 ))
 
 # The seed papers' own systems, trained here for comparison (issue 21; weights/README.md has
-# their cards). Scores: `python -m colorizer evaluate ... --models ...` on val/imagenet_val and the
-# test sets (docs/results/seed_eval_part1.json, seed_eval_part2.json); gray baseline beside each.
-SEED_SCORES: dict[str, dict] = {
-    "vae-gan": {
-        "val/imagenet_val": {"psnr": 22.65, "gray_psnr": 22.39, "ssim": 0.924, "de2000": 10.76, "gray_de2000": 11.47, "colorfulness_ratio": 0.81, "below_half_colorfulness": 0.24},
-        "test/kodak24": {"psnr": 22.6, "gray_psnr": 22.0, "ssim": 0.931, "de2000": 11.23, "gray_de2000": 12.12, "colorfulness_ratio": 0.69, "below_half_colorfulness": 0.46},
-        "test/bsds500_test": {"psnr": 22.39, "gray_psnr": 21.54, "ssim": 0.931, "de2000": 11.22, "gray_de2000": 13.01, "colorfulness_ratio": 0.74, "below_half_colorfulness": 0.3},
-        "test/mcmaster18": {"psnr": 18.23, "gray_psnr": 17.67, "ssim": 0.777, "de2000": 14.16, "gray_de2000": 15.64, "colorfulness_ratio": 0.61, "below_half_colorfulness": 0.5},
-    },
-    "autoencoder": {
-        "val/imagenet_val": {"psnr": 21.73, "gray_psnr": 22.39, "ssim": 0.926, "de2000": 12.62, "gray_de2000": 11.47, "colorfulness_ratio": 0.77, "below_half_colorfulness": 0.19},
-        "test/kodak24": {"psnr": 21.3, "gray_psnr": 22.0, "ssim": 0.938, "de2000": 12.9, "gray_de2000": 12.12, "colorfulness_ratio": 0.86, "below_half_colorfulness": 0.21},
-        "test/bsds500_test": {"psnr": 21.63, "gray_psnr": 21.54, "ssim": 0.93, "de2000": 13.3, "gray_de2000": 13.01, "colorfulness_ratio": 0.83, "below_half_colorfulness": 0.17},
-        "test/mcmaster18": {"psnr": 19.06, "gray_psnr": 17.67, "ssim": 0.792, "de2000": 13.74, "gray_de2000": 15.64, "colorfulness_ratio": 0.48, "below_half_colorfulness": 0.61},
-    },
-    "vgg16-unet": {
-        "val/imagenet_val": {"psnr": 20.48, "gray_psnr": 22.39, "ssim": 0.909, "de2000": 14.59, "gray_de2000": 11.47, "colorfulness_ratio": 0.85, "below_half_colorfulness": 0.12},
-        "test/kodak24": {"psnr": 21.06, "gray_psnr": 22.0, "ssim": 0.933, "de2000": 12.91, "gray_de2000": 12.12, "colorfulness_ratio": 0.84, "below_half_colorfulness": 0.08},
-        "test/bsds500_test": {"psnr": 20.74, "gray_psnr": 21.54, "ssim": 0.916, "de2000": 15.26, "gray_de2000": 13.01, "colorfulness_ratio": 0.84, "below_half_colorfulness": 0.1},
-        "test/mcmaster18": {"psnr": 18.99, "gray_psnr": 17.67, "ssim": 0.764, "de2000": 14.84, "gray_de2000": 15.64, "colorfulness_ratio": 0.51, "below_half_colorfulness": 0.5},
-    },
-    "resnet18-unet": {
-        "val/imagenet_val": {"psnr": 21.56, "gray_psnr": 22.39, "ssim": 0.922, "de2000": 12.88, "gray_de2000": 11.47, "colorfulness_ratio": 0.83, "below_half_colorfulness": 0.15},
-        "test/kodak24": {"psnr": 21.11, "gray_psnr": 22.0, "ssim": 0.928, "de2000": 12.7, "gray_de2000": 12.12, "colorfulness_ratio": 0.98, "below_half_colorfulness": 0.12},
-        "test/bsds500_test": {"psnr": 21.58, "gray_psnr": 21.54, "ssim": 0.923, "de2000": 13.6, "gray_de2000": 13.01, "colorfulness_ratio": 0.94, "below_half_colorfulness": 0.1},
-        "test/mcmaster18": {"psnr": 18.13, "gray_psnr": 17.67, "ssim": 0.782, "de2000": 16.04, "gray_de2000": 15.64, "colorfulness_ratio": 0.5, "below_half_colorfulness": 0.5},
-    },
-}
-
+# their cards); scored by `python -m colorizer evaluate ... --models ...` on val/imagenet_val and
+# the test sets, two runs: seed_eval_part1.json and seed_eval_part2.json.
 register(ModelEntry(
     name="vae-gan", arch="vae_gan", weights="vae_gan.pt", input_size=256,
     description="conditional VAE-GAN colorizer after \"Image Coloring Using Machine Learning\": "
@@ -177,7 +237,7 @@ register(ModelEntry(
     summary="VAE-GAN (Image Coloring Using ML): different z, different colorings; from lite0-scene",
     trained_on="../shared/data/train version 2 (22,320 photos): initialized from lite0-scene, "
                "fine-tuned with the VAE and adversarial terms (see weights/README.md)",
-    scores=SEED_SCORES.get("vae-gan", {}),
+    results=ResultsFile("seed_eval_part2.json", model="vae-gan"),
 ))
 register(ModelEntry(
     name="autoencoder", arch="unet", weights="autoencoder.pt", input_size=256,
@@ -186,7 +246,7 @@ register(ModelEntry(
     summary="plain U-Net autoencoder from scratch, on landscapes and scenes (intel, sun8, bsds500)",
     trained_on="../shared/data/train intel_scenes, sun8_scenes, bsds500_trainval, from scratch, "
                "about one CPU hour (see weights/README.md)",
-    scores=SEED_SCORES.get("autoencoder", {}),
+    results=ResultsFile("seed_eval_part1.json", model="autoencoder"),
 ))
 register(ModelEntry(
     name="vgg16-unet", arch="backbone_unet", weights="vgg16_unet.pt", input_size=256,
@@ -194,7 +254,7 @@ register(ModelEntry(
                 "trained from scratch (no ImageNet weights can be had here), 313-bin classification",
     summary="VGG-16 U-Net from scratch (no ImageNet weights here), whole version-2 pool, ~1 CPU hour",
     trained_on="../shared/data/train version 2 (22,320 photos), from scratch, about one CPU hour",
-    scores=SEED_SCORES.get("vgg16-unet", {}),
+    results=ResultsFile("seed_eval_part1.json", model="vgg16-unet"),
 ))
 register(ModelEntry(
     name="resnet18-unet", arch="backbone_unet", weights="resnet18_unet.pt", input_size=256,
@@ -202,7 +262,7 @@ register(ModelEntry(
                 "scratch (no ImageNet weights can be had here), 313-bin classification",
     summary="ResNet-18 U-Net from scratch (no ImageNet weights here), whole version-2 pool, ~1 CPU hour",
     trained_on="../shared/data/train version 2 (22,320 photos), from scratch, about one CPU hour",
-    scores=SEED_SCORES.get("resnet18-unet", {}),
+    results=ResultsFile("seed_eval_part2.json", model="resnet18-unet"),
 ))
 
 DEFAULT_MODEL = "lite0-scene"
@@ -223,7 +283,23 @@ def _discovered() -> dict[str, ModelEntry]:
 
 
 def all_entries() -> dict[str, ModelEntry]:
+    """The registered models, then the user's checkpoints found in the weights folder."""
     return {**REGISTRY, **_discovered()}
+
+
+def entries(include_missing: bool = True) -> list[ModelEntry]:
+    """Every model (registered and found); include_missing=False: only those whose weights are present."""
+    return [e for e in all_entries().values() if include_missing or e.available]
+
+
+def names(include_missing: bool = True) -> list[str]:
+    """The models' names, in the registry's order (what the CLI and the app offer)."""
+    return [e.name for e in entries(include_missing)]
+
+
+def official_names() -> list[str]:
+    """Models whose weights are published files that `weights fetch` downloads."""
+    return [e.name for e in REGISTRY.values() if e.source is not None]
 
 
 def shorten(text: str, limit: int = 60) -> str:
@@ -253,9 +329,8 @@ def list_models(include_missing: bool = False) -> list[dict]:
     By default only models whose weights are present; include_missing=True lists all.
     """
     rows = []
-    for e in all_entries().values():
-        if e.available or include_missing:
-            d = e.as_dict()
-            d["aliases"] = [a for a, t in ALIASES.items() if t == e.name]
-            rows.append(d)
+    for e in entries(include_missing):
+        d = e.as_dict()
+        d["aliases"] = [a for a, t in ALIASES.items() if t == e.name]
+        rows.append(d)
     return rows

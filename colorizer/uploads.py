@@ -9,6 +9,8 @@ them one at a time as streams, counting the bytes actually inflated (not what a 
 against a cap per image and an InflateBudget per request; `read_zip_images` is the same as a
 list. Archive paths are never written to disk. `shown_name` cuts a name from an upload or an
 archive to a length fit for a message.
+
+PIL and the standard library only (no torch work, no gradio); never writes to disk.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from .data import IMAGE_EXTENSIONS
 from .errors import ImageError
 from .settings import settings
 
@@ -33,7 +36,11 @@ NAME_MAX_CHARS = 80  # a file name longer than this is cut in messages
 ZIP_MAX_MEMBER_BYTES = 200 * 2**20  # one image inside an archive, as inflated
 ZIP_MAX_TOTAL_BYTES = 1 * 2**30  # all the images of one request, as inflated
 _CHUNK = 1 << 20
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".jfif"}
+# An upload may be anything a user's camera or browser saves: the photo suffixes that training
+# reads (IMAGE_EXTENSIONS) plus GIF (animations: the first frame is colorized) and JFIF (JPEG as
+# some browsers save it). Training folders keep to IMAGE_EXTENSIONS.
+UPLOAD_EXTRA_SUFFIXES = frozenset({".gif", ".jfif"})
+IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS) | UPLOAD_EXTRA_SUFFIXES  # suffixes taken from an upload or archive
 
 _EXIF_ORIENTATION = 0x0112
 _READABLE = "PNG, JPEG, TIFF, WebP, BMP or GIF"

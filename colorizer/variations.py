@@ -1,19 +1,22 @@
-"""Diverse colorizations: several different plausible colourings of one photo.
+"""Diverse colorizations: several different plausible colorings of one photo.
 
 A classification model predicts, for each pixel, a distribution over ab bins; its usual output is
-one summary of it (the annealed mean). Sampling each pixel independently would give colour noise,
+one summary of it (the annealed mean). Sampling each pixel independently would give color noise,
 so a variation perturbs the logits with noise that is smooth twice over:
-- across colours: the noise is a sum of a few random waves over the ab plane, so neighbouring
-  bins (similar colours) move together and a whole hue family rises or falls;
+- across colors: the noise is a sum of a few random waves over the ab plane, so neighboring
+  bins (similar colors) move together and a whole hue family rises or falls;
 - across the photo: each wave's amplitude is one global value plus a coarse random field
-  (a few cells per side, bilinearly interpolated), so a region takes one colour, not speckles.
+  (a few cells per side, bilinearly interpolated), so a region takes one color, not speckles.
 Where the model is sure (sky, foliage), the noise barely moves the peak; where it hesitates
 (a car, a shirt), the variations pick different modes.
+
+torch only; gradio-free.
 """
 from __future__ import annotations
 
 import math
 import os
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -24,9 +27,9 @@ N_WAVES = 12
 GRID = 3  # cells per side of the coarse spatial field
 
 
-def colour_noise(bins: torch.Tensor, size_hw: tuple[int, int], generator: torch.Generator,
-                 strength: float = DEFAULT_STRENGTH, spatial: float = 0.4) -> torch.Tensor:
-    """K x 2 bin centres -> 1 x K x h x w logit noise, smooth across colours and space."""
+def color_noise(bins: torch.Tensor, size_hw: tuple[int, int], generator: torch.Generator,
+                strength: float = DEFAULT_STRENGTH, spatial: float = 0.4) -> torch.Tensor:
+    """K x 2 bin centers -> 1 x K x h x w logit noise, smooth across colors and space."""
     h, w = size_hw
     k = bins.shape[0]
     angle = torch.rand(N_WAVES, generator=generator) * 2 * math.pi
@@ -55,4 +58,10 @@ def sample_logits(logits: torch.Tensor, bins: torch.Tensor, n: int, seed: int | 
         seed = fresh_seed()
     g = torch.Generator().manual_seed(int(seed))
     size = tuple(logits.shape[-2:])
-    return [logits + colour_noise(bins, size, g, strength).to(logits) for _ in range(n)]
+    return [logits + color_noise(bins, size, g, strength).to(logits) for _ in range(n)]
+
+
+def colour_noise(*args, **kwargs) -> torch.Tensor:
+    """Deprecated British spelling of `color_noise`."""
+    warnings.warn("colour_noise is deprecated, use color_noise", DeprecationWarning, stacklevel=2)
+    return color_noise(*args, **kwargs)

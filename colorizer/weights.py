@@ -6,22 +6,27 @@ Floating tensors are stored in fp16; a checkpoint saved with int8=True (a big ne
 stay under the 25 MB we ship) stores its convolution and linear weights as int8 with one fp16
 scale per output channel, in an extra `int8_scales` entry; reading it gives the weights back
 as floats (max error half a step of each channel's scale).
+
+Torch and the registry (for the official files' URL, sha256 and size); the network only in
+fetch_official; gradio-free.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import torch
 
+from .errors import ColorizerError
 from .models import build_model, ARCHITECTURES
 from .models.state_dicts import describe_mismatch
+from .registry import REGISTRY, official_names
 
 CHECKPOINT_KEYS = ("arch", "model_args", "state_dict", "meta")
-
-
-from .errors import ColorizerError
 
 
 class WeightsError(ColorizerError, RuntimeError):
@@ -128,36 +133,46 @@ def load_checkpoint(path, device: str | torch.device = "cpu"):
 
 # --- official weights of Zhang et al. (ECCV 2016, SIGGRAPH 2017) -------------------------------
 # The released files are plain state dicts (not our {arch, model_args, state_dict, meta}
-# checkpoints) for colorizer.models.eccv16.ECCV16 and colorizer.models.siggraph17.SIGGRAPH17.
-# Released by the authors under the BSD-2-Clause license (richzhang/colorization).
-
-OFFICIAL_WEIGHTS = {
-    "eccv16": {
-        "file": "colorization_release_v2-9b330a0b.pth",
-        "bytes": 128976165,
-        "sha256": "9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9",
-        "url": "https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
-    },
-    "siggraph17": {
-        "file": "siggraph17-df00044c.pth",
-        "bytes": 136787426,
-        "sha256": "df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66",
-        "url": "https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
-    },
-}
+# checkpoints); where each is published (URL, sha256, size) is the registry's (ModelEntry.source).
 
 
-def _official_entry(name: str) -> dict:
-    if name not in OFFICIAL_WEIGHTS:
+@dataclass(frozen=True)
+class OfficialFile:
+    """An official weights file as the download and the checks need it: the registry's file name
+    and its WeightsSource."""
+    name: str
+    file: str
+    url: str
+    sha256: str
+    bytes: int
+
+
+def official_file(name: str) -> OfficialFile:
+    """The registry's facts on the official weights `name` (WeightsError for other names)."""
+    entry = REGISTRY.get(name)
+    if entry is None or entry.source is None:
         raise WeightsError(f"no official weights named {name!r}: choose one of "
-                           f"{', '.join(OFFICIAL_WEIGHTS)}")
-    return OFFICIAL_WEIGHTS[name]
+                           f"{', '.join(official_names())}")
+    src = entry.source
+    return OfficialFile(name, entry.weights, src.url, src.sha256, src.bytes)
 
 
-def _manual_hint(entry: dict, dest: Path) -> str:
-    return (f"To get the file by hand, download {entry['url']} (e.g. curl -L -o {dest} "
-            f"{entry['url']}) and place it at {dest}; it must be {entry['bytes']} bytes with "
-            f"sha256 {entry['sha256']}")
+def _official_weights() -> Mapping[str, Mapping]:
+    """{name: {file, bytes, sha256, url}} as OFFICIAL_WEIGHTS had them, derived from the registry."""
+    return MappingProxyType({name: MappingProxyType({"file": f.file, "bytes": f.bytes, "sha256": f.sha256,
+                                                     "url": f.url})
+                             for name in official_names() for f in [official_file(name)]})
+
+
+# Deprecated: a read-only view of the registry's facts, kept for code that imported it; change
+# a model's WeightsSource in colorizer.registry instead.
+OFFICIAL_WEIGHTS = _official_weights()
+
+
+def _manual_hint(entry: OfficialFile, dest: Path) -> str:
+    return (f"To get the file by hand, download {entry.url} (e.g. curl -L -o {dest} "
+            f"{entry.url}) and place it at {dest}; it must be {entry.bytes} bytes with "
+            f"sha256 {entry.sha256}")
 
 
 def fetch_official(name: str, dest_dir: str | os.PathLike = "weights", timeout: float = 30) -> Path:
@@ -174,14 +189,14 @@ def fetch_official(name: str, dest_dir: str | os.PathLike = "weights", timeout: 
     import urllib.error
     import urllib.request
 
-    entry = _official_entry(name)
+    entry = official_file(name)
     dest_dir = Path(dest_dir)
-    dest = dest_dir / entry["file"]
-    if dest.is_file() and dest.stat().st_size == entry["bytes"] and sha256_of(dest) == entry["sha256"]:
+    dest = dest_dir / entry.file
+    if dest.is_file() and dest.stat().st_size == entry.bytes and sha256_of(dest) == entry.sha256:
         return dest
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=entry["file"] + ".", suffix=".tmp", dir=dest_dir)
+        fd, tmp_name = tempfile.mkstemp(prefix=entry.file + ".", suffix=".tmp", dir=dest_dir)
     except OSError as exc:
         raise WeightsError(f"cannot write the {name} weights into {dest_dir} ({exc})") from exc
     tmp = Path(tmp_name)
@@ -193,12 +208,12 @@ def fetch_official(name: str, dest_dir: str | os.PathLike = "weights", timeout: 
         h = hashlib.sha256()
         size = 0
         try:
-            req = urllib.request.Request(entry["url"], headers={"User-Agent": "colorizer"})
+            req = urllib.request.Request(entry.url, headers={"User-Agent": "colorizer"})
             with urllib.request.urlopen(req, timeout=timeout) as resp, os.fdopen(fd, "wb") as out:
                 fd = None
-                total = int(resp.headers.get("Content-Length") or entry["bytes"])
+                total = int(resp.headers.get("Content-Length") or entry.bytes)
                 bar = (tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                            desc=entry["file"], disable=None) if tqdm is not None else None)
+                            desc=entry.file, disable=None) if tqdm is not None else None)
                 try:
                     while True:
                         block = resp.read(1 << 20)
@@ -217,17 +232,17 @@ def fetch_official(name: str, dest_dir: str | os.PathLike = "weights", timeout: 
             reason = getattr(exc, "reason", None) or exc
             network = isinstance(exc, (urllib.error.URLError, http.client.HTTPException,
                                        socket.timeout, TimeoutError, ConnectionError))
-            raise WeightsError(f"downloading the {name} weights from {entry['url']} failed "
+            raise WeightsError(f"downloading the {name} weights from {entry.url} failed "
                                f"({type(exc).__name__}: {reason})"
                                + ("; the network may be unreachable from here" if network else "")
                                + f". {_manual_hint(entry, dest)}") from exc
         finally:
             if fd is not None:
                 os.close(fd)
-        if size != entry["bytes"] or h.hexdigest() != entry["sha256"]:
-            raise WeightsError(f"the {name} weights downloaded from {entry['url']} are not the "
+        if size != entry.bytes or h.hexdigest() != entry.sha256:
+            raise WeightsError(f"the {name} weights downloaded from {entry.url} are not the "
                                f"expected file ({size} bytes, sha256 {h.hexdigest()}; expected "
-                               f"{entry['bytes']} bytes, sha256 {entry['sha256']}). "
+                               f"{entry.bytes} bytes, sha256 {entry.sha256}). "
                                f"{_manual_hint(entry, dest)}")
         os.replace(tmp, dest)
         return dest
@@ -239,7 +254,7 @@ def fetch_official(name: str, dest_dir: str | os.PathLike = "weights", timeout: 
 def read_official_state_dict(name: str, path: str | os.PathLike, verify: bool = True) -> dict:
     """The state dict in an official ECCV16 / SIGGRAPH17 file; verify=True checks its sha256
     against the released file's (WeightsError with what to do when missing, damaged or not one)."""
-    entry = _official_entry(name)
+    entry = official_file(name)
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"official {name} weights file {path} does not exist; get it with "
@@ -247,16 +262,16 @@ def read_official_state_dict(name: str, path: str | os.PathLike, verify: bool = 
                            f"{_manual_hint(entry, path)}")
     if verify:
         digest = sha256_of(path)
-        if digest != entry["sha256"]:
+        if digest != entry.sha256:
             raise WeightsError(f"{path} is not the official {name} weights file: its sha256 is {digest}, "
-                               f"expected {entry['sha256']} ({entry['bytes']} bytes); it is damaged "
+                               f"expected {entry.sha256} ({entry.bytes} bytes); it is damaged "
                                f"(e.g. a partial download) or a different file: download it again "
-                               f"from {entry['url']}")
+                               f"from {entry.url}")
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for damaged files
         raise WeightsError(f"official {name} weights file {path} could not be read "
-                           f"({type(exc).__name__}: {exc}); download it again from {entry['url']}") from exc
+                           f"({type(exc).__name__}: {exc}); download it again from {entry.url}") from exc
     if isinstance(sd, dict) and all(k in sd for k in CHECKPOINT_KEYS):
         raise WeightsError(f"{path} is a colorizer checkpoint, not an official state dict: "
                            "use load_checkpoint (or train --init CHECKPOINT)")

@@ -7,6 +7,7 @@ real internet, the repository's weights/ or runs/.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import json
@@ -23,9 +24,9 @@ from PIL import Image
 from skimage import data
 
 import colorizer
-from colorizer import cli, lab
+from colorizer import cli, lab, registry
 from colorizer.evaluate import METRIC_KEYS
-from colorizer.weights import OFFICIAL_WEIGHTS, load_checkpoint
+from colorizer.weights import load_checkpoint
 
 from conftest import REPO
 
@@ -298,15 +299,21 @@ class _Server:
         self.httpd.server_close()
 
 
+def _use_official(monkeypatch, name, **source):
+    """Change the registry's WeightsSource of official `name` (url, sha256, bytes) for a test."""
+    e = registry.REGISTRY[name]
+    monkeypatch.setitem(registry.REGISTRY, name, dataclasses.replace(e, source=dataclasses.replace(e.source, **source)))
+
+
 def test_weights_fetch_unreachable(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(OFFICIAL_WEIGHTS["eccv16"], "url", "http://127.0.0.1:9/x.pth")
+    _use_official(monkeypatch, "eccv16", url="http://127.0.0.1:9/x.pth")
     dest = tmp_path / "dl"
     rc = cli.main(["weights", "fetch", "eccv16", "--dir", str(dest)])
     err = capsys.readouterr().err
     assert rc == 2
     assert "downloading the eccv16 weights from http://127.0.0.1:9/x.pth failed" in err
     assert "network may be unreachable" in err
-    assert "To get the file by hand" in err and OFFICIAL_WEIGHTS["eccv16"]["sha256"] in err
+    assert "To get the file by hand" in err and registry.REGISTRY["eccv16"].source.sha256 in err
     assert list(dest.iterdir()) == []  # no partial file left behind
 
 
@@ -314,17 +321,17 @@ def test_weights_fetch_wrong_file_then_right_file(tmp_path, capsys, monkeypatch)
     body = b"not the weights" * 100
     srv = _Server(body)
     try:
-        monkeypatch.setitem(OFFICIAL_WEIGHTS["siggraph17"], "url", srv.url)
+        _use_official(monkeypatch, "siggraph17", url=srv.url)
         dest = tmp_path / "dl"
         assert cli.main(["weights", "fetch", "siggraph17", "--dir", str(dest)]) == 2
         err = capsys.readouterr().err
         assert "are not the expected file" in err and f"{len(body)} bytes" in err
         assert list(dest.iterdir()) == []
         # a server that does serve the expected bytes: the file lands, verified
-        monkeypatch.setitem(OFFICIAL_WEIGHTS["siggraph17"], "bytes", len(body))
-        monkeypatch.setitem(OFFICIAL_WEIGHTS["siggraph17"], "sha256", hashlib.sha256(body).hexdigest())
+        _use_official(monkeypatch, "siggraph17", bytes=len(body))
+        _use_official(monkeypatch, "siggraph17", sha256=hashlib.sha256(body).hexdigest())
         assert cli.main(["weights", "fetch", "siggraph17", "--dir", str(dest)]) == 0
-        f = dest / OFFICIAL_WEIGHTS["siggraph17"]["file"]
+        f = dest / registry.REGISTRY["siggraph17"].weights
         assert f.read_bytes() == body and "sha256 verified" in capsys.readouterr().out
         hits = srv.hits
         assert cli.main(["weights", "fetch", "siggraph17", "--dir", str(dest)]) == 0

@@ -2,6 +2,8 @@
 and what load_colorizer says when weights are missing."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -164,3 +166,36 @@ def test_unreadable_user_checkpoint_is_listed_but_refused(tiny_weights_dir):
     assert "broken" in names(colorizer.list_models())
     with pytest.raises(WeightsError, match="broken.pt"):
         colorizer.load_colorizer("broken")
+
+
+def test_scores_are_read_from_the_results_files():
+    """Each shipped model's scores come from its docs/results file (rounded as shown), with the
+    gray baseline beside them; a model without a results file has none."""
+    cls = registry.resolve("lite0-cls")
+    assert cls.results.file == "lite0_cls_eval.json" and cls.results.path.is_file()
+    got = cls.set_scores["test/kodak24"]
+    assert got.file == "lite0_cls_eval.json" and got.baseline_file == "seed_eval_part2.json"
+    assert got.as_dict() == {"psnr": 21.04, "gray_psnr": 22.0, "ssim": 0.917, "de2000": 11.79,
+                             "gray_de2000": 12.12, "colorfulness_ratio": 0.93}
+    assert cls.set_scores["val/imagenette_val1000"].baseline_file == "gray_v1_eval.json"
+    assert cls.scores["val/imagenette_val1000"]["gray_de2000"] == 10.51
+    scene = registry.resolve("lite0-scene").scores
+    assert list(scene) == ["val/imagenet_val", "test/kodak24", "test/bsds500_test", "test/mcmaster18"]
+    assert scene["val/imagenet_val"] == {"psnr": 22.94, "gray_psnr": 22.39, "ssim": 0.929, "de2000": 10.89,
+                                         "gray_de2000": 11.47, "colorfulness_ratio": 0.73,
+                                         "below_half_colorfulness": 0.24}
+    vae = registry.resolve("vae-gan")
+    assert vae.results.model == "vae-gan" and vae.scores["test/kodak24"]["psnr"] == 22.6
+    for name in ("eccv16", "siggraph17"):
+        assert registry.resolve(name).scores is None
+    assert "32.3%" in registry.resolve("eccv16").paper_note
+    missing = dataclasses.replace(cls, results=registry.ResultsFile("no_such_file.json"))
+    assert missing.scores is None and missing.as_dict()["scores_file"] is None
+
+
+def test_names_entries_and_official_names(tiny_weights_dir):
+    assert registry.names() == [e.name for e in registry.entries()] == list(registry.all_entries())
+    assert registry.names(include_missing=False) == names(colorizer.list_models()) == [colorizer.DEFAULT_MODEL]
+    assert registry.official_names() == [n for n in OFFICIAL]
+    assert all(registry.resolve(n).source.url.endswith(registry.resolve(n).weights) for n in OFFICIAL)
+    assert all(registry.resolve(n).source is None for n in registry.names() if n not in OFFICIAL)

@@ -2,6 +2,7 @@
 and the official-weights download / loading helpers (no real internet: loopback only)."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import http.server
@@ -11,7 +12,7 @@ import threading
 import pytest
 import torch
 
-from colorizer import weights
+from colorizer import registry, weights
 from colorizer.models import build_model
 from colorizer.models.eccv16 import ECCV16
 from colorizer.models.siggraph17 import SIGGRAPH17, suggestion_ab_grid, top_k_ab
@@ -116,13 +117,20 @@ def _entry_for(path, url="http://127.0.0.1:9/none.pth"):
     return {"file": path.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "url": url}
 
 
+def _use(monkeypatch, name, entry):
+    """Point the registry's official `name` at another file ({file, bytes, sha256, url})."""
+    src = registry.WeightsSource(url=entry["url"], sha256=entry["sha256"], bytes=entry["bytes"])
+    monkeypatch.setitem(registry.REGISTRY, name,
+                        dataclasses.replace(registry.REGISTRY[name], weights=entry["file"], source=src))
+
+
 def test_load_official_round_trip(models, tmp_path, monkeypatch):
     m = models["eccv16"]
     sd = {k: v.clone() for k, v in m.state_dict().items()}
     sd["model_out.weight"] = torch.randn_like(sd["model_out.weight"])  # stand-in bin centres
     path = tmp_path / "eccv16_official.pth"
     torch.save(sd, path)
-    monkeypatch.setitem(weights.OFFICIAL_WEIGHTS, "eccv16", _entry_for(path))
+    _use(monkeypatch, "eccv16", _entry_for(path))
     loaded = load_official("eccv16", path)
     assert isinstance(loaded, ECCV16) and not loaded.training
     got = loaded.state_dict()
@@ -133,7 +141,7 @@ def test_load_official_round_trip(models, tmp_path, monkeypatch):
 def test_load_official_siggraph17_round_trip(models, tmp_path, monkeypatch):
     path = tmp_path / "siggraph17_official.pth"
     torch.save(models["siggraph17"].state_dict(), path)
-    monkeypatch.setitem(weights.OFFICIAL_WEIGHTS, "siggraph17", _entry_for(path))
+    _use(monkeypatch, "siggraph17", _entry_for(path))
     loaded = load_official("siggraph17", path)
     assert isinstance(loaded, SIGGRAPH17)
     want = models["siggraph17"].state_dict()
@@ -144,7 +152,7 @@ def test_load_official_wrong_sha256(tmp_path, monkeypatch):
     path = tmp_path / "eccv16_official.pth"
     torch.save({"x": torch.zeros(3)}, path)
     entry = _entry_for(path) | {"sha256": "0" * 64}
-    monkeypatch.setitem(weights.OFFICIAL_WEIGHTS, "eccv16", entry)
+    _use(monkeypatch, "eccv16", entry)
     with pytest.raises(WeightsError, match="damaged"):
         load_official("eccv16", path)
 
@@ -152,7 +160,7 @@ def test_load_official_wrong_sha256(tmp_path, monkeypatch):
 def test_load_official_wrong_layout(tmp_path, monkeypatch):
     path = tmp_path / "not_eccv16.pth"
     torch.save({"x": torch.zeros(3)}, path)
-    monkeypatch.setitem(weights.OFFICIAL_WEIGHTS, "eccv16", _entry_for(path))
+    _use(monkeypatch, "eccv16", _entry_for(path))
     with pytest.raises(WeightsError, match="does not fit ECCV16"):
         load_official("eccv16", path)
 
@@ -172,13 +180,18 @@ def test_official_table():
         assert e["url"].startswith("https://") and e["url"].endswith(e["file"])
         assert len(e["sha256"]) == 64 and e["file"].split("-")[-1].split(".")[0] in e["sha256"][:8]
         assert e["bytes"] > 100_000_000
+        # the table is the registry's facts, nothing of its own
+        entry = registry.REGISTRY[name]
+        assert (e["file"], e["url"], e["sha256"], e["bytes"]) == (
+            entry.weights, entry.source.url, entry.source.sha256, entry.source.bytes)
+    assert registry.official_names() == list(NAMES)
 
 
 # --- official weights: fetching (loopback only) ------------------------------------------------
 def test_fetch_official_unreachable(tmp_path, monkeypatch):
     url = "http://127.0.0.1:9/colorization_release_v2-9b330a0b.pth"  # discard port: closed
     entry = dict(weights.OFFICIAL_WEIGHTS["eccv16"], url=url)
-    monkeypatch.setitem(weights.OFFICIAL_WEIGHTS, "eccv16", entry)
+    _use(monkeypatch, "eccv16", entry)
     dest = tmp_path / "w"
     with pytest.raises(WeightsError) as info:
         fetch_official("eccv16", dest, timeout=5)
@@ -190,7 +203,7 @@ def test_fetch_official_unreachable(tmp_path, monkeypatch):
 def test_fetch_official_keeps_good_file(tmp_path, monkeypatch):
     path = tmp_path / "small.pth"
     path.write_bytes(b"official bytes")
-    monkeypatch.setitem(weights.OFFICIAL_WEIGHTS, "eccv16", _entry_for(path))  # unreachable URL
+    _use(monkeypatch, "eccv16", _entry_for(path))  # unreachable URL
     assert fetch_official("eccv16", tmp_path, timeout=5) == path
     assert path.read_bytes() == b"official bytes"
 
@@ -220,20 +233,20 @@ def test_fetch_official_downloads_and_verifies(tmp_path, monkeypatch, loopback_s
     served = root / "model.pth"
     served.write_bytes(bytes(range(256)) * 50)
     entry = _entry_for(served, url=f"{base}/model.pth")
-    monkeypatch.setitem(weights.OFFICIAL_WEIGHTS, "siggraph17", entry)
+    _use(monkeypatch, "siggraph17", entry)
     dest = tmp_path / "dl"
     got = fetch_official("siggraph17", dest, timeout=5)
     assert got == dest / "model.pth" and got.read_bytes() == served.read_bytes()
     assert sorted(p.name for p in dest.iterdir()) == ["model.pth"]
 
     # a download that is not the expected file is refused and leaves nothing behind
-    monkeypatch.setitem(weights.OFFICIAL_WEIGHTS, "siggraph17", dict(entry, sha256="f" * 64))
+    _use(monkeypatch, "siggraph17", dict(entry, sha256="f" * 64))
     dest2 = tmp_path / "dl2"
     with pytest.raises(WeightsError, match="not the expected file"):
         fetch_official("siggraph17", dest2, timeout=5)
     assert list(dest2.iterdir()) == []
 
     # HTTP errors (404) are WeightsErrors too
-    monkeypatch.setitem(weights.OFFICIAL_WEIGHTS, "siggraph17", dict(entry, url=f"{base}/missing.pth"))
+    _use(monkeypatch, "siggraph17", dict(entry, url=f"{base}/missing.pth"))
     with pytest.raises(WeightsError, match="missing.pth"):
         fetch_official("siggraph17", dest2, timeout=5)

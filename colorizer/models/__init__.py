@@ -1,4 +1,7 @@
-"""Architectures, one per file, built by name: build_model(arch, **model_args)."""
+"""Architectures, one per file, built by name: build_model(arch, **model_args).
+
+torch only (each architecture module is imported on first use).
+"""
 from __future__ import annotations
 
 import importlib

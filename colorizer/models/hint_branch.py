@@ -1,4 +1,4 @@
-"""Hint propagation branch: carries user colour hints across the photo inside the network.
+"""Hint propagation branch: carries user color hints across the photo inside the network.
 
 A hint model's first hint paths (a convolution added to the encoder's stem and a 1 x 1 mix at
 the decoder's end, colorizer/models/decoder.py) learned almost nothing in CPU time: sparse hints
@@ -15,6 +15,8 @@ convolution turns the spread features into a correction of the decoder features.
 Every layer is bias-free and each step multiplies what is spread by the gate, so without hints
 the branch's output is exactly zero: a photo without hints is colorized exactly as by the network
 without the branch. The last layer starts at zero, so the branch starts out as no change.
+
+torch only (an nn.Module and its helpers); no file or network access.
 """
 from __future__ import annotations
 

@@ -11,6 +11,8 @@
 
 Only for a model that is not trained any further: the folded network has no BatchNorm left to
 train. `colorizer.load_colorizer` applies both to the networks it loads.
+
+torch only (an nn.Module and its helpers); no file or network access.
 """
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
 """A patch discriminator for adversarial fine-tuning of a colorizer (pix2pix's PatchGAN idea).
 
-It sees a photo's lightness and colours together (L / L_NORM and ab / AB_NORM, at the
-colorizer's output grid) and scores each overlapping patch: high where the colours look like
+It sees a photo's lightness and colors together (L / L_NORM and ab / AB_NORM, at the
+colorizer's output grid) and scores each overlapping patch: high where the colors look like
 a real photo's for that lightness, low where they look colorized. Spectral normalization keeps
 its scores smooth, so the colorizer gets a usable gradient from the start (hinge loss).
 Only training uses it; it is not shipped with a colorizer.
+
+torch only (an nn.Module and its helpers); no file or network access.
 """
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ forward(l_norm) returns 5 feature maps, shallowest first:
     stride 8:  layer2                128
     stride 16: layer3                256
     stride 32: layer4                512
+
+torch only; reads a weights file only when given its path (load_torchvision_file).
 """
 from __future__ import annotations
 

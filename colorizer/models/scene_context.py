@@ -3,9 +3,11 @@ Simo-Serra and Ishikawa 2016, applied as FiLM): the deepest encoder features ave
 whole photo go through a small MLP, and the result gives a per-channel scale and shift for the
 deepest features (before decoding) and for the decoder's last features (before the head).
 
-A local feature sees a patch; what colour a patch takes often depends on the whole scene (a
+A local feature sees a patch; what color a patch takes often depends on the whole scene (a
 forest, a beach, a kitchen). Both projections start at zero, so a network given this module
 starts out exactly as the one it was fine-tuned from.
+
+torch only (an nn.Module and its helpers); no file or network access.
 """
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """Zhang, Zhu, Isola, Geng, Lin, Yu & Efros, "Real-Time User-Guided Image Colorization with
-Learned Deep Priors" (SIGGRAPH 2017): the network that takes sparse user colour hints.
+Learned Deep Priors" (SIGGRAPH 2017): the network that takes sparse user color hints.
 
 Written from the paper and from the layout of the released PyTorch weights (key -> shape list in
 shared/specs/zhang_state_dict_layouts.json), so that `state_dict()` has exactly the released keys
 and shapes and the official file loads with strict=True (see weights.load_official).
 
-Input, 4 channels at full resolution: L normalized as (L - 50) / 100, the hint colours a / 110 and
+Input, 4 channels at full resolution: L normalized as (L - 50) / 100, the hint colors a / 110 and
 b / 110 (zero where there is no hint) and a 0/1 hint mask. H and W must be multiples of 8.
 
 Encoder (3x3 convs, ReLU after each, BatchNorm at the end of each block); the blocks keep their
@@ -29,7 +29,9 @@ Decoder, U-Net-like with additive shortcuts:
     model_out  1x1 conv 128->2, tanh: ab / 110                          full
 
 plus `model_class`, a 1x1 conv 256 -> 529 on model8's output: a distribution over a 23 x 23 grid
-of ab values (see `suggest_distribution`), used to offer the user colour suggestions.
+of ab values (see `suggest_distribution`), used to offer the user color suggestions.
+
+torch only (an nn.Module and its helpers); no file or network access.
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ def suggestion_ab_grid() -> torch.Tensor:
 
 
 def top_k_ab(dist: torch.Tensor, y: int, x: int, k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k suggested colours at pixel (y, x) of a N x 529 x h x w suggestion distribution.
+    """Top-k suggested colors at pixel (y, x) of a N x 529 x h x w suggestion distribution.
 
     (y, x) index the distribution's own grid (1/4 of the input resolution for SIGGRAPH17).
     Returns (ab, prob): N x k x 2 ab in Lab units and N x k probabilities, most likely first.
@@ -99,7 +101,7 @@ class SIGGRAPH17(ColorizationNet):
     makes it a fully automatic colorizer.
     mask_cent: subtracted from the mask channel before it enters the network. The released
       inference code feeds the 0/1 mask as is (0.0, the default); kept as a knob for weights
-      trained with a centred mask.
+      trained with a centerd mask.
     """
 
     input_multiple = 8
@@ -175,11 +177,11 @@ class SIGGRAPH17(ColorizationNet):
         """ab in Lab units, N x 2 x H x W (full input resolution)."""
         return self.forward(l_norm, hints) * AB_NORM
 
-    # --- colour suggestions --------------------------------------------------------------------
+    # --- color suggestions --------------------------------------------------------------------
     def suggest_distribution(self, l_norm: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
         """Softmax over the 529 suggestion classes, N x 529 x H/4 x W/4.
 
-        Class k is the ab colour a = -110 + 10 * (k // 23), b = -110 + 10 * (k % 23): the 23 x 23
+        Class k is the ab color a = -110 + 10 * (k // 23), b = -110 + 10 * (k % 23): the 23 x 23
         ab grid of step 10 (suggestion_ab_grid()). Only the encoder and model8 run.
         """
         _, _, c8 = self._encode(l_norm, hints)
@@ -188,7 +190,7 @@ class SIGGRAPH17(ColorizationNet):
     @torch.no_grad()
     def suggest_colors(self, l_norm: torch.Tensor, y: int, x: int, hints: torch.Tensor | None = None,
                        k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-k suggested ab colours at input pixel (y, x) (full-resolution coordinates).
+        """Top-k suggested ab colors at input pixel (y, x) (full-resolution coordinates).
 
         Returns (ab, prob): N x k x 2 in Lab units and N x k probabilities, most likely first.
         """

@@ -1,4 +1,7 @@
-"""Comparing a state dict with a model's: one description of what does not fit, used by every loader."""
+"""Comparing a state dict with a model's: one description of what does not fit, used by every loader.
+
+Standard library only (works on any mapping of tensors).
+"""
 from __future__ import annotations
 
 

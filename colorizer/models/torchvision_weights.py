@@ -27,9 +27,11 @@ with its own mean m_c, and the term D * 1 only sums the taps inside the image; a
 channel cannot reproduce that, since D is not a function of W_gray and state-dict names are kept
 exactly torchvision's (no room for an extra kernel). The gray network pads v with 0, i.e. with the
 gray level GRAY_MEAN, and differs there by the sum of D over the taps that fall outside the image.
-D vanishes for filters whose three colour slices are equal (sum_c (GRAY_MEAN - m_c) / s_c = 0 by
+D vanishes for filters whose three color slices are equal (sum_c (GRAY_MEAN - m_c) / s_c = 0 by
 the choice of GRAY_MEAN), so luminance filters are folded exactly even at the border; only the
-colour-opponent part of the filters differs, and only in that border band.
+color-opponent part of the filters differs, and only in that border band.
+
+torch only; reads weight files only when given a path.
 """
 from __future__ import annotations
 

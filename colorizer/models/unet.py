@@ -1,4 +1,7 @@
-"""Plain U-Net autoencoder with skip connections, trained from scratch."""
+"""Plain U-Net autoencoder with skip connections, trained from scratch.
+
+torch only (an nn.Module and its helpers); no file or network access.
+"""
 from __future__ import annotations
 
 from torch import nn

@@ -1,24 +1,26 @@
 """A conditional VAE-GAN colorizer, after "Image Coloring Using Machine Learning": a latent code z
-says which of the plausible colourings of a photo to draw.
+says which of the plausible colorings of a photo to draw.
 
 - The colorizer p(ab | L, z) is our U-Net on EfficientNet-Lite0 features of the lightness
   (BackboneUNet, with its hint inputs and scene context), given z as a per-channel scale and
   shift (FiLM) of the deepest features and of the decoder's last features.
-- The posterior encoder q(z | L, ab), used only in training, sees the true colours (a small
+- The posterior encoder q(z | L, ab), used only in training, sees the true colors (a small
   convolutional net over L, a and b, pooled over the photo) beside the pooled deepest L
   features, and gives the mean and log-variance of a Gaussian over z; z is drawn from it with the
   re-parameterization z = mu + sigma * eps, so the colorizer learns to reconstruct the photo's
-  own colours from its z.
+  own colors from its z.
 - The KL term pulls q(z | L, ab) towards the prior N(0, I); so at colorization time z ~ N(0, I)
-  gives different plausible colourings, and z = 0 (the prior's mean) the one `colorize` returns.
+  gives different plausible colorings, and z = 0 (the prior's mean) the one `colorize` returns.
 - The adversarial term (our patch discriminator, colorizer/models/patch_discriminator.py) is
-  applied in training to colourings decoded from prior samples, so that a random z looks like a
-  real photo's colours, not only the reconstructions.
+  applied in training to colorings decoded from prior samples, so that a random z looks like a
+  real photo's colors, not only the reconstructions.
 
 The losses are put together in colorizer/train.py (TrainConfig.kl_weight, adv_weight). Both z
 projections start at zero, so a VAE-GAN initialized from a plain checkpoint starts out as that
 model, whatever z is; the posterior encoder starts random, so that z says something about the
-colours from the first step and the projections learn to use it.
+colors from the first step and the projections learn to use it.
+
+torch only (an nn.Module and its helpers); no file or network access.
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ class PosteriorEncoder(nn.Module):
         self.convs = nn.Sequential(*convs)
         self.mlp = nn.Sequential(nn.Linear(cin + deep_channels, hidden), nn.ReLU(inplace=True),
                                  nn.Linear(hidden, 2 * latent))
-        # the last layer keeps its random start: z carries something of the colours from the first
+        # the last layer keeps its random start: z carries something of the colors from the first
         # step, so the (zero) projections of z get a gradient that is not noise
 
     def forward(self, l_norm, ab, deep):

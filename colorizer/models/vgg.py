@@ -16,6 +16,8 @@ forward(l_norm) returns the outputs of the five 2x2 max-pools, shallowest first:
     stride 32: pool5 (features.30)       512
 Each is the max-pool of its block's last ReLU, so every tap has its own convs behind it; the
 full-resolution block-1 activations (stride 1) are not exposed.
+
+torch only; reads a weights file only when given its path (load_torchvision_file).
 """
 from __future__ import annotations
 
