@@ -9,8 +9,8 @@
     python -m colorizer models
     python -m colorizer weights fetch eccv16 | siggraph17
 
-argparse front end only: each subcommand's parser is built by its own `_add_*` function and its
-work is imported lazily from the modules that do it; model names come from colorizer.registry.
+argparse front end only: one `_add_*` parser function per subcommand, whose work is imported
+lazily from the module that does it; model names come from colorizer.registry.
 """
 from __future__ import annotations
 
@@ -332,15 +332,12 @@ def _model_help() -> str:
             "checkpoint in the weights folder (default: default)")
 
 
-_MODEL_HELP = _model_help()
-
-
 def _add_colorize(sub) -> None:
     """`colorize INPUT... -o OUT_DIR`: photos into a folder of PNGs, in one or N processes."""
     c = sub.add_parser("colorize", help="colorize photos (files or folders) into a folder of PNGs")
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     c.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
-    c.add_argument("--model", default="default", help=_MODEL_HELP)
+    c.add_argument("--model", default="default", help=_model_help())
     c.add_argument("--input-size", type=int, default=None, help="working resolution (default: the model's)")
     c.add_argument("--device", default=None)
     c.add_argument("--workers", type=int, default=1, metavar="N",
@@ -358,7 +355,7 @@ def _add_colorize_ray(sub) -> None:
     cr.add_argument("-o", "--output", required=True, metavar="OUTPUT")
     cr.add_argument("--address", default=None, metavar="ray://HOST:PORT",
                     help="a Ray cluster (default: start a local Ray with --workers CPUs)")
-    cr.add_argument("--model", default="default", help=_MODEL_HELP)
+    cr.add_argument("--model", default="default", help=_model_help())
     cr.add_argument("--input-size", type=int, default=None, help="working resolution (default: the model's)")
     cr.add_argument("--format", choices=["png", "jpeg"], default="png")
     cr.add_argument("--quality", type=int, default=90, metavar="Q", help="JPEG quality, 1 to 95 (default 90)")
@@ -372,7 +369,7 @@ def _add_evaluate(sub) -> None:
     """`evaluate DIR...`: one model's scores, or several models' on the same photos."""
     e = sub.add_parser("evaluate", help="score a model on folders of color photos")
     e.add_argument("dirs", nargs="+", metavar="DIR")
-    e.add_argument("--model", default="default", help=_MODEL_HELP)
+    e.add_argument("--model", default="default", help=_model_help())
     e.add_argument("--models", nargs="+", default=None, metavar="NAME",
                    help="compare several models on the same photos (`all`: every model whose weights are present; `gray`: the gray input itself, the baseline)")
     e.add_argument("--json", default=None, metavar="FILE", help="write per-image and mean scores")
