@@ -316,6 +316,7 @@ def test_a_model_without_hints_still_colorizes_without_them(user, gray):
 
 
 # --- the page's own hint controls (private events), called directly ----------------------------------
+# (their states are dataclasses: colorizer.webapp.state.Result and HintState)
 
 @pytest.fixture
 def page_handlers(tiny_weights_dir, one_torch_thread):
@@ -335,41 +336,41 @@ def test_page_hint_controls_place_select_recolor_undo_and_clear(page_handlers, g
     with pytest.raises(gr.Error, match="colorize the photo first"):
         ui.run_hint_click(*settings, None, None, _click(gr, 10, 10))
     png0, _, _, last = ui.run_colorize(*settings)
-    assert last["width"] == W and last["hints"] == []
+    assert last.width == W and last.hints == []
     view, *_ = ui.render_hint_panel(last, None)
     assert Image.open(view).size == (640, 480)  # small photos are shown enlarged to click on
 
     # a click on the view: a hint at the full-resolution pixel under it, colored as suggested
     png1, _, message, last1, hs = ui.run_hint_click(*settings, last, None, _click(gr, 100, 300))
-    [p] = hs["points"]
-    assert (p["x"], p["y"]) == (18, 56)  # 100.5 * 120 / 640, 300.5 * 90 / 480
-    assert hs["selected"] == 0 and len(hs["suggestions"]) == 6
-    assert (p["a"], p["b"]) == (hs["suggestions"][0]["a"], hs["suggestions"][0]["b"])
-    assert "With **1 color hint**" in message and last1["hints"] == [[18, 56, p["a"], p["b"]]]
+    [p] = hs.points
+    assert (p.x, p.y) == (18, 56)  # 100.5 * 120 / 640, 300.5 * 90 / 480
+    assert hs.selected == 0 and len(hs.suggestions) == 6
+    assert (p.a, p.b) == (hs.suggestions[0]["a"], hs.suggestions[0]["b"])
+    assert "With **1 color hint**" in message and last1.hints == [[18, 56, p.a, p.b]]
     assert not np.array_equal(rgb(png1), rgb(png0))
 
     # a click on its marker selects it without colorizing again; a click elsewhere adds one
     out = ui.run_hint_click(*settings, last1, hs, _click(gr, 103, 298))
-    assert out[3] == gr.skip() and out[4]["points"] == hs["points"]
+    assert out[3] == gr.skip() and out[4].points == hs.points
     _, _, _, last2, hs2 = ui.run_hint_click(*settings, last1, hs, _click(gr, 500, 100))
-    assert len(hs2["points"]) == 2 and hs2["selected"] == 1
+    assert len(hs2.points) == 2 and hs2.selected == 1
     sel = ui.run_hint_click(*settings, last2, hs2, _click(gr, 101, 301))[4]
-    assert sel["selected"] == 0
+    assert sel.selected == 0
 
     # the color picker and the swatches change the selected hint only
     _, _, _, last3, hs3 = ui.run_hint_color(*settings, last2, sel, "#00c000")
     a, b = (float(v) for v in lab.rgb_to_lab(np.array([[[0, 192, 0]]], np.uint8))[0, 0, 1:])
-    assert hs3["points"][0]["a"] == pytest.approx(a, abs=0.01) and hs3["points"][1] == hs2["points"][1]
+    assert hs3.points[0].a == pytest.approx(a, abs=0.01) and hs3.points[1] == hs2.points[1]
     assert ui.run_hint_color(*settings, last3, hs3, "#00c000")[3] == gr.skip()  # unchanged: nothing to do
     second = gr.SelectData(None, {"index": 1, "value": None})
     _, _, _, _, hs4 = ui.run_hint_swatch(*settings, last3, hs3, second)
-    assert hs4["points"][0]["a"] == hs3["suggestions"][1]["a"]
+    assert hs4.points[0].a == hs3.suggestions[1]["a"]
 
     # undo, then clear: back to the plain result
     _, _, _, _, hs5 = ui.run_hint_undo(*settings, last3, hs4)
-    assert len(hs5["points"]) == 1
+    assert len(hs5.points) == 1
     png6, _, message, last6, hs6 = ui.run_hint_clear(*settings, last3, hs5)
-    assert hs6["points"] == [] and "color hint" not in message
+    assert hs6.points == [] and "color hint" not in message
     assert np.array_equal(rgb(png6), rgb(png0))
     with pytest.raises(gr.Error, match="no hints to undo"):
         ui.run_hint_undo(*settings, last6, hs6)
