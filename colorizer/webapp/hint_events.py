@@ -11,7 +11,7 @@ import math
 
 import gradio as gr
 
-from ..hints import colour_to_ab, parse_hints
+from ..hints import color_to_ab, parse_hints
 from ..pipeline import Colorizer
 from .files import swatch
 from .hint_geometry import (HINT_SUGGESTIONS, hex_at, hint_at, hint_list_html, hint_view,
@@ -140,7 +140,7 @@ def run_hint_color(photo, model_name, input_size, vividness, reference, last: Re
     if not colour:
         return no_change(state)
     req = RequestSettings(photo, model_name, input_size, vividness, reference)
-    out = _set_selected_color(req, last, hs, colour_to_ab(colour), progress)
+    out = _set_selected_color(req, last, hs, color_to_ab(colour), progress)
     new_state = out[-1]
     new_state.points[new_state.selected].picked = str(colour)
     return out
