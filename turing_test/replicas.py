@@ -46,9 +46,7 @@ def prepare(url: str | None, replicas: int, demo: bool = True) -> str:
     url = check_database(url, replicas)
     try:
         st = Store(url)  # creates the tables, the missing columns and the secrets
-    except SurveyError:
-        raise
-    except Exception as exc:
+    except Exception as exc:  # unreachable server, wrong password, missing database
         raise SurveyError(f"cannot open the database: {type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     if demo and not st.has_surveys():
