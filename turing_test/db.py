@@ -16,7 +16,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-ENV_URL = "TURING_DB_URL"
+from .settings import settings
+
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 _engines: dict[str, Engine] = {}
@@ -26,7 +27,6 @@ _lock = threading.Lock()
 def default_db_url() -> str:
     """$TURING_DB_URL, else a SQLite file: /data/turing.db on a Space with persistent storage
     (/data exists and is writable), else ./data/turing.db."""
-    from .settings import settings
     return settings().database
 
 
