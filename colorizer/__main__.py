@@ -1,3 +1,4 @@
+"""`python -m colorizer ...`: the commands of colorizer/cli.py."""
 import sys
 from .cli import main
 

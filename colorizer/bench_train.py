@@ -1,6 +1,6 @@
 """Training-speed benchmark (`python -m colorizer bench --train`): training images per second of
 the shipped recipe's step (EfficientNet-Lite0 U-Net with hint inputs, rebalanced cross-entropy
-plus the decoded-colour term) at each crop size, for the old and the new data and compute path,
+plus the decoded-color term) at each crop size, for the old and the new data and compute path,
 in the same run.
 
 - old: the path before the photo cache: crops augmented in a DataLoader worker from photos held

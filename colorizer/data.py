@@ -12,7 +12,7 @@ that prepares a training batch (crop, augment, Lab, hints) away from the trainin
   augmentation, as pure functions of (seed, epoch, position). A run that stops anywhere resumes
   with exactly the crops it would have seen, whatever the number of workers or processes.
 - BatchBuilder: batch k of an epoch for one rank: its crops, augmented, as (l_norm, ab, hints).
-- sample_hints: random colour hints taken from the true colours (training a hint model).
+- sample_hints: random color hints taken from the true colors (training a hint model).
 - crop_sampler / AugmentedCrops: the data path before the cache (kept for `bench --train`);
   center_crops: deterministic validation inputs.
 Numpy, Pillow and torch only: nothing here knows about models or losses.
@@ -308,7 +308,7 @@ class AugmentedCrops(torch.utils.data.Dataset):
 
 
 def center_crops(images, multiple=32, max_side=256) -> list[np.ndarray]:
-    """Deterministic validation inputs: centre crops with sides a multiple of `multiple`."""
+    """Deterministic validation inputs: center crops with sides a multiple of `multiple`."""
     out = []
     for img in images:
         h, w = img.shape[:2]
@@ -321,18 +321,18 @@ def center_crops(images, multiple=32, max_side=256) -> list[np.ndarray]:
     return out
 
 
-# --- colour hints sampled from the truth (training a hint model) -----------------------------
+# --- color hints sampled from the truth (training a hint model) -----------------------------
 
 def sample_hints(ab: torch.Tensor, p_none: float = 0.3, mean_count: float = 8.0, max_count: int = 40,
                  max_radius: int = 2, generator: random.Random | None = None, points: list | None = None
                  ) -> torch.Tensor:
-    """Random user hints taken from the true colours, as in Zhang et al. 2017.
+    """Random user hints taken from the true colors, as in Zhang et al. 2017.
 
     ab: N x 2 x H x W (Lab units) -> N x 3 x H x W (a / AB_NORM, b / AB_NORM, mask). Each photo
     gets no hints with probability p_none, else a geometric number of them (mean `mean_count`, at
     most max_count) at uniform positions; a hint is a square patch of half-size 0..max_radius
-    holding the patch's mean true colour. A list passed as `points` receives, for each photo,
-    its hints as the pipeline takes them: [(x, y, a, b)] (centre pixel, colour in Lab units).
+    holding the patch's mean true color. A list passed as `points` receives, for each photo,
+    its hints as the pipeline takes them: [(x, y, a, b)] (center pixel, color in Lab units).
     """
     rng = generator or random
     n, _, h, w = ab.shape
@@ -364,7 +364,7 @@ def sample_hints(ab: torch.Tensor, p_none: float = 0.3, mean_count: float = 8.0,
 def write_pack(folders, out_dir, weights=None, max_mb: float = 60.0, size: int = 128, seed: int = 0,
                log=print) -> PhotoCache:
     """A compact training pack: square crops of size x size (each photo scaled to that short side
-    and centre-cropped), drawn from each folder in proportion to its weight (default: its size)
+    and center-cropped), drawn from each folder in proportion to its weight (default: its size)
     in a seeded random order, until max_mb megabytes of pixels are written. The pack is a
     PhotoCache (`train --pack DIR`): nothing to decode on the machine that trains."""
     folders = [str(f) for f in folders]

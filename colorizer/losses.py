@@ -1,5 +1,5 @@
 """Training losses and their facts: the ab bins of Zhang et al. (AB_BINS_313), soft-encoded
-classification targets, class rebalancing, CIE94 colour difference, ColorLoss (the loss on a head's
+classification targets, class rebalancing, CIE94 color difference, ColorLoss (the loss on a head's
 raw output), SpreadThrough (the app's hint spreading inside the loss) and Adversary (the patch
 discriminator's hinge losses, with its own optimizer). Torch, numpy and Pillow only: nothing here
 reads files other than the bins, or knows about the training loop.
@@ -16,7 +16,7 @@ from PIL import Image
 from . import lab
 from .models.heads import DEFAULT_TEMPERATURE, annealed_mean
 
-# the 313 in-gamut ab bin centres (grid 10) of Zhang et al. 2016 (BSD-2-Clause), shipped with the package
+# the 313 in-gamut ab bin centers (grid 10) of Zhang et al. 2016 (BSD-2-Clause), shipped with the package
 AB_BINS_313 = Path(__file__).resolve().parent / "data" / "ab_bins_313.npy"
 
 
@@ -63,10 +63,10 @@ DECODE_LOSSES = ("mse", "de94")
 
 
 def delta_e94_ab(ab_hat: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """Per-pixel CIE94 colour difference (graphic arts: K1 0.045, K2 0.015) between predicted
+    """Per-pixel CIE94 color difference (graphic arts: K1 0.045, K2 0.015) between predicted
     and true chroma at the same lightness, differentiable: N x 2 x H x W (Lab units) -> N x H x W.
-    Unlike the squared error it forgives a saturated colour a chroma error in proportion to its
-    chroma, as Delta E 2000 does, instead of teaching the network to mute saturated colours."""
+    Unlike the squared error it forgives a saturated color a chroma error in proportion to its
+    chroma, as Delta E 2000 does, instead of teaching the network to mute saturated colors."""
     da, db = ab_hat[:, 0] - ab[:, 0], ab_hat[:, 1] - ab[:, 1]
     c_true = ab.pow(2).sum(1).sqrt()
     dc = c_true - (ab_hat.pow(2).sum(1) + 1e-6).sqrt()
@@ -79,12 +79,12 @@ class ColorLoss:
     rebalanced soft-encoded cross-entropy over ab bins.
 
     decode_weight > 0 (classification) adds decode_weight x the mean squared error, in ab / AB_NORM,
-    of the colours the head will actually output: the annealed mean at `temperature` of the logits
+    of the colors the head will actually output: the annealed mean at `temperature` of the logits
     with `correction` of the rebalancing taken back, times `gain` (and, for a hint model trained
     through the spreading, with the hints spread). ce_weight scales the cross-entropy (0: the
-    decoded colours alone). The cross-entropy alone teaches a distribution;
+    decoded colors alone). The cross-entropy alone teaches a distribution;
     this term teaches the network to be only as confident as it is right, so the sharpened
-    decoding stays vivid where the colour is certain and turns cautious where it is not.
+    decoding stays vivid where the color is certain and turns cautious where it is not.
     """
 
     def __init__(self, head: str, regression_loss: str = "huber", bins=None, class_weights=None,
@@ -102,7 +102,7 @@ class ColorLoss:
         self.temperature, self.correction, self.gain = temperature, correction, gain
 
     def decode(self, out: torch.Tensor) -> torch.Tensor:
-        """The colours (N x 2 x h x w, Lab units) the head outputs for these network outputs:
+        """The colors (N x 2 x h x w, Lab units) the head outputs for these network outputs:
         regression as is; classification by the annealed mean at `temperature`, with `correction`
         of the rebalancing taken back, times `gain`."""
         if self.head == "regression":
@@ -114,7 +114,7 @@ class ColorLoss:
         return ab_hat * self.gain if self.gain != 1.0 else ab_hat
 
     def __call__(self, out: torch.Tensor, ab: torch.Tensor, spread=None) -> torch.Tensor:
-        """spread: a function applied to the decoded colours (N x 2 x h x w, Lab units) before
+        """spread: a function applied to the decoded colors (N x 2 x h x w, Lab units) before
         their error is taken, as the app applies hint spreading (SpreadThrough)."""
         if out.shape[-2:] != ab.shape[-2:]:  # target at the output's resolution
             ab = F.adaptive_avg_pool2d(ab, out.shape[-2:])
@@ -144,7 +144,7 @@ class ColorLoss:
 
 class SpreadThrough:
     """The hint spreading the app applies after the network (colorizer.hints.spread_hints), for
-    one batch of training crops and their sampled hints: called on the decoded colours, it spreads
+    one batch of training crops and their sampled hints: called on the decoded colors, it spreads
     the hints as colorizing would, and keeps the gradient. Training through it teaches the hint
     layers what the spreading does not already do, instead of a weaker copy of it."""
 
@@ -162,9 +162,9 @@ class SpreadThrough:
 
 class Adversary:
     """Adversarial fine-tuning (--adv-weight): a patch discriminator
-    (colorizer/models/patch_discriminator.py) learns to tell a crop's true colours from the ones
-    the colorizer decodes for it, and the colorizer is rewarded for colours the discriminator takes
-    for real (hinge losses). Both see the lightness with the colours, at the network's output grid.
+    (colorizer/models/patch_discriminator.py) learns to tell a crop's true colors from the ones
+    the colorizer decodes for it, and the colorizer is rewarded for colors the discriminator takes
+    for real (hinge losses). Both see the lightness with the colors, at the network's output grid.
     For the first `warmup` steps only the discriminator learns from it, so that its first verdicts
     do not push the colorizer at random."""
 
@@ -188,7 +188,7 @@ class Adversary:
         return real, torch.cat([l_small, ab_hat / lab.AB_NORM], 1)
 
     def generator_loss(self, fake: torch.Tensor):
-        """weight x the colorizer's hinge loss on its decoded colours; None during the warm-up."""
+        """weight x the colorizer's hinge loss on its decoded colors; None during the warm-up."""
         if self.steps < self.warmup:
             return None
         for q in self.disc.parameters():
@@ -202,7 +202,7 @@ class Adversary:
         return self.weight * g
 
     def step(self, real: torch.Tensor, fake: torch.Tensor) -> float:
-        """One discriminator update on a batch of true and decoded colours."""
+        """One discriminator update on a batch of true and decoded colors."""
         s_real, s_fake = self.disc(real), self.disc(fake.detach())
         d_loss = F.relu(1 - s_real).mean() + F.relu(1 + s_fake).mean()
         self.opt.zero_grad(set_to_none=True)

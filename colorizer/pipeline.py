@@ -4,7 +4,7 @@
           -> ab upsampled to full resolution -> (full L, ab) -> sRGB
 
 Only the chroma comes from the network: the output keeps every detail of the input's lightness.
-A colour input is reduced to its lightness first; its chroma is never looked at.
+A color input is reduced to its lightness first; its chroma is never looked at.
 
 Colorizer's public low-level steps (working_input, predict_small, logits, spread_plan, spread) are
 what training, the benchmarks and the sweep scripts build on. Torch, numpy and Pillow; no UI.
@@ -251,7 +251,7 @@ class Colorizer:
                    spread: bool = True) -> np.ndarray:
         """Full-resolution L (H x W) -> full-resolution ab (2 x H x W, float32).
 
-        With hints, the network sees them; then (spread=True) what the network's colours still
+        With hints, the network sees them; then (spread=True) what the network's colors still
         miss at the hints is spread over their regions along the photo's edges (hints.spread_hints).
         """
         ab = self.predict_small(*self.working_input(L, hints, input_size))
@@ -263,7 +263,7 @@ class Colorizer:
     def spread_plan(L: np.ndarray, hints, size_hw) -> tuple:
         """How hints spread over a photo, for spread(): (the hints [(x, y, a, b)] in full-resolution
         pixels as cells (row, column, a, b) of the h x w output grid size_hw, L on that grid, each
-        hint's weight map). Computed once per photo, whatever colours are spread with it."""
+        hint's weight map). Computed once per photo, whatever colors are spread with it."""
         from .hints import hint_weights
         H, W = L.shape
         h, w = size_hw
@@ -280,7 +280,7 @@ class Colorizer:
         out = spread_hints(ab[0].float().cpu().numpy(), l_small, cells, weights=weights)
         return torch.from_numpy(out)[None]
 
-    # --- distributions: variations and colour suggestions (classification models) ------------
+    # --- distributions: variations and color suggestions (classification models) ------------
     @property
     def predicts_distribution(self) -> bool:
         """True for models whose head predicts a distribution over ab bins."""
@@ -303,12 +303,12 @@ class Colorizer:
 
         A VAE-GAN (colorizer/models/vae_gan.py) decodes n latent codes z ~ N(0, I) (times
         `strength`, 1 by default). Any other classification model runs once, and each variation
-        decodes its colour distribution with smooth random noise on the logits
+        decodes its color distribution with smooth random noise on the logits
         (colorizer/variations.py). The same seed gives the same variations.
         """
         from .variations import DEFAULT_STRENGTH, fresh_seed, sample_logits
         if not self.predicts_distribution and not self.samples_latent:
-            raise ValueError(f"model {self.name!r} predicts one colour per pixel, not a distribution, "
+            raise ValueError(f"model {self.name!r} predicts one color per pixel, not a distribution, "
                              "so it cannot sample variations: pick a classification model such as the default")
         n = int(n)
         if not 1 <= n <= 16:
@@ -336,8 +336,8 @@ class Colorizer:
 
     def suggest_colors(self, image, x: float, y: float, k: int = 6, hints=None,
                        input_size: int | None = None) -> list[dict]:
-        """The model's most likely colours at pixel (x, y) of the photo, most likely first:
-        [{"a", "b", "probability", "hex"}, ...], distinct colours (at least 15 ab apart), each
+        """The model's most likely colors at pixel (x, y) of the photo, most likely first:
+        [{"a", "b", "probability", "hex"}, ...], distinct colors (at least 15 ab apart), each
         shown at the photo's lightness there (hex)."""
         L = lightness_of(image)
         H, W = L.shape
@@ -371,7 +371,7 @@ class Colorizer:
                 ab, prob = self.model.suggest_colors(xs, int(y * h / H), int(x * w / W), ht, k)
             return [{"a": float(a), "b": float(b), "probability": float(q),
                      "hex": ab_to_hex(light, float(a), float(b))} for (a, b), q in zip(ab[0].tolist(), prob[0].tolist())]
-        raise ValueError(f"model {self.name!r} cannot suggest colours")
+        raise ValueError(f"model {self.name!r} cannot suggest colors")
 
     def colorize(self, image, hints=None, input_size: int | None = None, spread: bool = True) -> np.ndarray:
         """Colorize one photo: uint8 H x W x 3 RGB, the same size as the input.

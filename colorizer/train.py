@@ -105,9 +105,9 @@ def class_rebalancing(cfg: TrainConfig, model, images, bins: np.ndarray, set_hea
 
 
 def place_model(cfg: TrainConfig, model, rt: Runtime) -> None:
-    """Freeze what the loss does not train (SIGGRAPH17's colour-suggestion head), move the model
+    """Freeze what the loss does not train (SIGGRAPH17's color-suggestion head), move the model
     to the device, in the channels_last layout unless --no-channels-last."""
-    if cfg.arch == "siggraph17":  # its colour-suggestion head is not what the regression loss trains
+    if cfg.arch == "siggraph17":  # its color-suggestion head is not what the regression loss trains
         model.model_class.requires_grad_(False)
     model.to(rt.device)
     if cfg.channels_last:

@@ -49,7 +49,7 @@ def _batch_options(p, d: TrainConfig) -> None:
 def _class_options(p, d: TrainConfig) -> None:
     """Options of ab bins, class rebalancing and decoding (classification head)."""
     p.add_argument("--rebalance-lambda", type=float, default=d.rebalance_lambda)
-    p.add_argument("--bins-file", default=None, help="K x 2 .npy of ab bin centres")
+    p.add_argument("--bins-file", default=None, help="K x 2 .npy of ab bin centers")
     p.add_argument("--temperature", type=float, default=d.temperature,
                    help="annealed-mean temperature stored with a classification model")
     p.add_argument("--correction", type=float, default=d.correction,
@@ -77,7 +77,7 @@ def _run_options(p, d: TrainConfig) -> None:
 def _hint_options(p, d: TrainConfig) -> None:
     """Options of hint models."""
     p.add_argument("--hints", action="store_true",
-                   help="train a model that takes colour hints (random hints sampled from the truth)")
+                   help="train a model that takes color hints (random hints sampled from the truth)")
     p.add_argument("--hint-p-none", type=float, default=d.hint_p_none,
                    help="share of training photos given no hints")
     p.add_argument("--hint-mean-count", type=float, default=d.hint_mean_count,
@@ -88,9 +88,9 @@ def _hint_options(p, d: TrainConfig) -> None:
                    help="add a hint propagation branch of this many channels (colorizer/models/hint_branch.py)")
     p.add_argument("--train-only", default=d.train_only, choices=TRAIN_ONLY,
                    help="hint-branch: train only the hint branch, the rest of the network frozen "
-                        "(photos without hints keep their colours exactly)")
+                        "(photos without hints keep their colors exactly)")
     p.add_argument("--through-spread", action="store_true",
-                   help="take the decoded colours' error after hint spreading, as the app shows them "
+                   help="take the decoded colors' error after hint spreading, as the app shows them "
                         "(decoded with --temperature, --correction and --gain)")
 
 
@@ -98,14 +98,14 @@ def _loss_options(p, d: TrainConfig) -> None:
     """Options of the loss terms and adversarial fine-tuning."""
     p.add_argument("--ce-weight", type=float, default=d.ce_weight,
                    help="weight of the cross-entropy (classification head); 0 with --decode-weight: "
-                        "train on the decoded colours alone")
+                        "train on the decoded colors alone")
     p.add_argument("--decode-loss", default=d.decode_loss, choices=DECODE_LOSSES,
-                   help="error of the decoded colours: squared error of ab, or CIE94 Delta E")
+                   help="error of the decoded colors: squared error of ab, or CIE94 Delta E")
     p.add_argument("--decode-weight", type=float, default=d.decode_weight,
-                   help="weight of the squared error of the decoded colours (classification head)")
+                   help="weight of the squared error of the decoded colors (classification head)")
     p.add_argument("--adv-weight", type=float, default=d.adv_weight,
                    help="adversarial fine-tuning: weight of a patch discriminator's verdict on the decoded "
-                        "colours (0: off); every epoch is then also kept as OUT-stem.epochN.pt")
+                        "colors (0: off); every epoch is then also kept as OUT-stem.epochN.pt")
     p.add_argument("--adv-warmup", type=int, default=d.adv_warmup,
                    help="steps the discriminator learns before the colorizer hears from it")
     p.add_argument("--disc-lr", type=float, default=d.disc_lr, help="the discriminator's learning rate")

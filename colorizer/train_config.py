@@ -10,6 +10,13 @@ from dataclasses import dataclass, field
 from .data import folder_shares
 from .models.heads import HEADS, DEFAULT_TEMPERATURE
 
+
+def torchrun_world(env=None) -> tuple[int, int]:
+    """(processes, this process's local rank) as torchrun sets them in WORLD_SIZE and LOCAL_RANK;
+    (1, 0) for a plain run. The one place training reads the launcher's variables."""
+    env = os.environ if env is None else env
+    return int(env.get("WORLD_SIZE", "1")), int(env.get("LOCAL_RANK", "0"))
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Zhang et al.'s networks, trainable from their official weights (--init official): each has its
 # own output (ECCV16: logits over its 313 bins; SIGGRAPH17: ab / 110, with hint inputs)
@@ -102,7 +109,7 @@ class TrainConfig:
         if self.adv_weight and self.crop_size < 12 * self.out_stride:
             raise ValueError(f"--adv-weight needs crops of at least {12 * self.out_stride} px (the patch "
                              f"discriminator sees the {self.out_stride}x smaller output grid), not {self.crop_size}")
-        if self.adv_weight and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if self.adv_weight and torchrun_world()[0] > 1:
             raise ValueError("--adv-weight is not supported under torchrun: run it in one process")
         if not self.data and not self.pack:
             raise ValueError("--data needs at least one folder of photos (or --pack a training pack)")
@@ -118,7 +125,7 @@ class TrainConfig:
             raise ValueError("--max-steps must be 1 or more")
         if not (math.isfinite(self.checkpoint_minutes) and self.checkpoint_minutes >= 0):
             raise ValueError("--checkpoint-minutes must be 0 (only at epoch ends) or more")
-        world = int(os.environ.get("WORLD_SIZE", "1"))
+        world = torchrun_world()[0]
         if self.batch_size < 1 or self.epoch_size < self.batch_size * world:
             raise ValueError(f"--epoch-size ({self.epoch_size}) must hold at least one batch of "
                              f"--batch-size ({self.batch_size})" + (f" x {world} processes" if world > 1 else ""))

@@ -5,7 +5,6 @@ standard library only; nothing here touches the model or the photos.
 """
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .train_config import TrainConfig
+from .train_config import TrainConfig, torchrun_world
 
 class RunLog:
     """The run's log: each line, time-stamped, appended to the log file and printed to stderr."""
@@ -100,8 +99,7 @@ def bf16_supported() -> bool:
 
 
 def make_runtime(cfg: TrainConfig) -> Runtime:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    world, local_rank = torchrun_world()
     want = cfg.device
     if want == "auto":
         want = "cuda" if torch.cuda.is_available() else "cpu"

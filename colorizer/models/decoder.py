@@ -95,7 +95,7 @@ class EncoderDecoderNet(ColorizationNet):
         if hints:
             stem = getattr(encoder, "stem_channels", None)
             if stem is None:
-                raise ValueError(f"colour hints need an EfficientNet-Lite encoder, not {type(encoder).__name__}")
+                raise ValueError(f"color hints need an EfficientNet-Lite encoder, not {type(encoder).__name__}")
             self.hint_stem = nn.Conv2d(3, stem, 3, 2, 1, bias=False)
             c = self.decoder.out_channels
             self.hint_mix = nn.Conv2d(c + 3, c, 1)

@@ -62,8 +62,8 @@ class PosteriorEncoder(nn.Module):
 
     def forward(self, l_norm, ab, deep):
         x = torch.cat([l_norm, (ab / AB_NORM).to(l_norm)], 1)
-        colour = self.convs(x).float().mean(dim=(2, 3))
-        mu, logvar = self.mlp(torch.cat([colour, deep.float().mean(dim=(2, 3))], 1).float()).chunk(2, dim=1)
+        color = self.convs(x).float().mean(dim=(2, 3))
+        mu, logvar = self.mlp(torch.cat([color, deep.float().mean(dim=(2, 3))], 1).float()).chunk(2, dim=1)
         return mu, logvar.clamp(-10.0, 6.0)
 
 
