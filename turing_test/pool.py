@@ -8,42 +8,36 @@ with Lanczos) the pool stores:
 - optionally an attention check: the real photo with its hue turned half-way round (a and b
   negated in Lab, saturation raised): obviously wrong colors, for which the right answer is
   "fake".
-All versions go through the same function (`encode`): a JPEG round trip at fixed quality, chroma
-subsampling and the standard Huffman tables (so that every version carries the same compression
-artifacts), stored as an uncompressed PNG without any metadata. The files of one pixel size are
-therefore byte for byte the same length, with the same header, and hold no tables whose size
-tracks the color detail (optimized JPEG tables did: their size alone told real from colorized
-with an AUC of 0.95). Participants are served a per-trial copy under a name derived from the
-trial's token, which exists only while that trial is the participant's current one
+All versions go through the same encoder (turing_test.stimulus_encoding: fixed JPEG round trip,
+uncompressed PNG, no metadata). Participants are served a per-trial copy under a name derived
+from the trial's token, which exists only while that trial is the participant's current one
 (`StimulusFiles.show` / `hide`): nothing a participant can see tells real from colorized or
 names the model, and no image can be fetched before or after its trial.
+
+May touch: the store (reads, and one write transaction per build: Store.save_pool), the photos it
+is given (read), a temporary folder for a zip upload, and the stimulus cache folder
+(StimulusFiles).
 """
 from __future__ import annotations
 
-import io
 import os
 import random
 import shutil
-import struct
 import tempfile
 import threading
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from .stimulus_encoding import _metrics, attention_version, encode, load_source, stored_png, to_rgb8
 from .store import NewStimulus, Store
 from .survey import SurveyError
 
-JPEG_QUALITY = 90
-JPEG_SUBSAMPLING = 2  # 4:2:0, what cameras and the web use
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
 MIN_SIZE, MAX_SIZE = 64, 1024
 PAIR_GAP = 16  # px of white between the two photos of a pair
-GRAY_CHROMA = 2.0  # mean |ab| below this: a gray photo, not usable as a real color photo
 ZIP_MAX_FILES = 5000
 ZIP_MAX_BYTES = 2 * 1024 ** 3
 DEMO_SURVEY = "demo"
@@ -68,105 +62,16 @@ class PoolReport:
         return "\n".join(lines)
 
 
-# --- the one processing path -------------------------------------------------------------------
-
-def to_rgb8(a: np.ndarray) -> np.ndarray:
-    """gray or RGB, uint8 / uint16 / float in [0, 1] -> RGB uint8."""
-    a = np.asarray(a)
-    if a.dtype == np.uint16:
-        a = (a.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-    elif a.dtype != np.uint8:
-        a = (np.clip(a.astype(np.float32), 0, 1) * 255.0 + 0.5).astype(np.uint8)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=2)
-    return np.ascontiguousarray(a[..., :3])
-
-
-def square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Center crop to a square, then Lanczos resize to size x size."""
-    h, w = rgb.shape[:2]
-    s = min(h, w)
-    y, x = (h - s) // 2, (w - s) // 2
-    im = Image.fromarray(rgb[y:y + s, x:x + s])
-    if s != size:
-        im = im.resize((size, size), Image.Resampling.LANCZOS)
-    return np.asarray(im.convert("RGB"))
-
-
-def encode(rgb: np.ndarray) -> bytes:
-    """The encoder every stimulus goes through: a baseline JPEG round trip (fixed quality and
-    subsampling, standard tables), then an uncompressed PNG of the decoded pixels with no
-    metadata. Its length depends only on the pixel size."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB").save(
-        buf, format="JPEG", quality=JPEG_QUALITY, subsampling=JPEG_SUBSAMPLING, optimize=False)
-    buf.seek(0)
-    with Image.open(buf) as im:
-        pixels = np.asarray(im.convert("RGB"))
-    return stored_png(pixels)
-
-
-def _metrics(generated: bytes, real: bytes) -> dict:
-    """PSNR, mean Delta E 2000 and the colorfulness ratio of a colorized stimulus against its real
-    version, both as participants see them (decoded from the encoder's files)."""
-    from colorizer import metrics
-    g = np.asarray(Image.open(io.BytesIO(generated)).convert("RGB"))
-    r = np.asarray(Image.open(io.BytesIO(real)).convert("RGB"))
-    m = metrics.evaluate_pair(g, r)
-    ratio = m["colorfulness_pred"] / m["colorfulness_truth"] if m["colorfulness_truth"] > 0 else None
-    psnr = m["psnr"] if np.isfinite(m["psnr"]) else None
-    return dict(psnr=psnr, de2000=m["de2000"], colorfulness=ratio)
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def stored_png(rgb: np.ndarray) -> bytes:
-    """An 8-bit RGB PNG with no filtering (filter byte 0 on every row, where encoders choose a
-    filter per row from its content) and no compression (stored deflate blocks), and only the
-    IHDR, IDAT and IEND chunks: every byte outside the pixels is the same for one pixel size."""
-    h, w = rgb.shape[:2]
-    rows = np.zeros((h, 1 + 3 * w), dtype=np.uint8)
-    rows[:, 1:] = np.ascontiguousarray(rgb, dtype=np.uint8).reshape(h, 3 * w)
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
-            + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 0)) + _chunk(b"IEND", b""))
-
-
-def mean_chroma(rgb: np.ndarray) -> float:
-    from colorizer import lab
-    ab = lab.rgb_to_lab(rgb)[..., 1:]
-    return float(np.sqrt((ab.astype(np.float32) ** 2).sum(-1)).mean())
-
-
-def attention_version(rgb: np.ndarray) -> np.ndarray:
-    """Hue turned by 180 degrees (a, b negated) and saturation raised: skies go orange, faces
-    blue-green; unmistakably wrong for anyone who looks."""
-    from colorizer import lab
-    labim = lab.rgb_to_lab(rgb)
-    ab = -1.6 * labim[..., 1:]
-    return lab.l_ab_to_rgb_uint8(labim[..., 0], ab)
-
-
-def load_source(path_or_image, size: int) -> np.ndarray:
-    """A source photo -> the size x size RGB real stimulus. Raises ImageError (unreadable) or
-    SurveyError (gray photo)."""
-    from colorizer.pipeline import load_image
-    rgb = square_resize(to_rgb8(load_image(path_or_image)), size)
-    if mean_chroma(rgb) < GRAY_CHROMA:
-        raise SurveyError("it is a gray (black-and-white) photo: the pool needs color photos")
-    return rgb
-
-
 def list_photos(folder) -> list[Path]:
+    """The photo files of a folder (recursively, hidden files apart), sorted; a file: itself."""
+    from colorizer.data import IMAGE_EXTENSIONS  # (imported here: not on `import turing_test.pool`)
     folder = Path(folder)
     if not folder.exists():
         raise SurveyError(f"the photo folder {folder} does not exist")
     if folder.is_file():
         return [folder]
     return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
 
 
 def _check_size(size) -> int:
@@ -205,14 +110,36 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
     each trial is a colorization beside its real photo); an existing survey keeps its own.
     progress: optional callable(fraction, text).
     """
-    import colorizer
-
     name = _check_name(survey)
     size = _check_size(size)
     if paradigm is not None:
         from .survey import check_paradigm
         settings = dict(settings or {}, paradigm=check_paradigm(paradigm))
     files = list_photos(photos) if isinstance(photos, (str, os.PathLike)) else [Path(p) for p in photos]
+    loaded = _load_models(_model_names(models))
+    _check_survey(store, name, size, paradigm, settings)
+    report = PoolReport(survey=name)
+    reals = _read_sources(store, files, name, size, report, progress)
+    if not reals:
+        raise SurveyError("no usable color photo was found" + (
+            ": " + "; ".join(f"{n}: {w}" for n, w in report.skipped[:5]) if report.skipped else
+            f" in {photos}"))
+    roles = _choose_roles(len(reals), practice, attention, repeats, seed)
+    stimuli = _make_stimuli(reals, loaded, size, roles, report, progress)
+    if progress:
+        progress(0.97, "saving")
+    saved = store.save_pool(name, stimuli, image_size=size, activate=activate, is_demo=is_demo,
+                            settings=settings, only_if_no_survey=only_if_no_survey)
+    if saved is None:
+        return None
+    _count(report, stimuli)
+    return report
+
+
+def _model_names(models) -> list:
+    """models as given (a comma-separated string, a list of names or Colorizer objects, "all")
+    -> the list of names / objects to load; refuses an empty list."""
+    import colorizer
     if isinstance(models, str):
         models = [m for m in models.split(",")]
     models = [m.strip() if isinstance(m, str) else m for m in models]
@@ -223,6 +150,12 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
             raise SurveyError("`all` models: no model has its weights present (python -m colorizer models)")
     if not models:
         raise SurveyError("name at least one model (python -m colorizer models lists them)")
+    return models
+
+
+def _load_models(models: list) -> list[tuple[str, object]]:
+    """(model name, Colorizer) for each model, each named once."""
+    import colorizer
     loaded = []
     for m in models:
         if isinstance(m, str):
@@ -236,7 +169,11 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
             loaded.append((m.name, m))
     if len({n for n, _ in loaded}) != len(loaded):
         raise SurveyError("each model may be named only once")
+    return loaded
 
+
+def _check_survey(store: Store, name: str, size: int, paradigm, settings) -> None:
+    """An existing survey of that name must have this paradigm (when one is asked for) and size."""
     info = store.get_survey(name)
     if info is not None and paradigm is not None and (info.get("paradigm") or "single") != settings["paradigm"]:
         raise SurveyError(f"survey {name!r} is a {info.get('paradigm') or 'single'}-photo survey; "
@@ -244,7 +181,13 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
     if info is not None and info["image_size"] != size:
         raise SurveyError(f"survey {name!r} uses {info['image_size']} px stimuli; build with "
                           f"--size {info['image_size']} or choose another survey name")
-    report = PoolReport(survey=name)
+
+
+def _read_sources(store: Store, files: list[Path], name: str, size: int, report: PoolReport,
+                  progress) -> list[tuple[str, np.ndarray]]:
+    """(source name, real stimulus pixels) of each usable photo not yet in the survey; the others
+    go to report.skipped with the reason. Two photos of one name get "#2", "#3"... after it."""
+    import colorizer
     existing = store.sources_of(name)
     reals: list[tuple[str, np.ndarray]] = []
     seen_names: set[str] = set()
@@ -264,14 +207,23 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
             seen_names.add(src)
         except (colorizer.ImageError, SurveyError) as exc:
             report.skipped.append((src, str(exc)))
-    if not reals:
-        raise SurveyError("no usable color photo was found" + (
-            ": " + "; ".join(f"{n}: {w}" for n, w in report.skipped[:5]) if report.skipped else
-            f" in {photos}"))
+    return reals
 
+
+@dataclass
+class _Roles:
+    """Which source photos (indices into the sources read) are practice, attention or repeated."""
+    practice: set[int]
+    attention: set[int]
+    repeat: set[int]
+
+
+def _choose_roles(n: int, practice, attention, repeats, seed) -> _Roles:
+    """The practice photos, then the attention checks and repeats among the others, at random
+    (seeded); defaults as documented in build_pool."""
     rng = random.Random(seed)
-    n_practice = min(max(0, int(practice)), len(reals) // 5)
-    order = list(range(len(reals)))
+    n_practice = min(max(0, int(practice)), n // 5)
+    order = list(range(n))
     rng.shuffle(order)
     practice_idx = set(order[:n_practice])
     main_idx = [i for i in order if i not in practice_idx]
@@ -281,51 +233,62 @@ def build_pool(store: Store, photos, models, *, survey: str, size: int = 256,
     if repeats is None:
         repeats = max(2 if len(main_idx) >= 10 else 1, len(main_idx) // 10)
     repeat_idx = set(main_idx[::-1][:max(0, min(int(repeats), len(main_idx)))])
+    return _Roles(practice_idx, attention_idx, repeat_idx)
 
+
+def _make_stimuli(reals, loaded, size: int, roles: _Roles, report: PoolReport,
+                  progress) -> list[NewStimulus]:
+    """Per source photo: its real version, one colorized version per model, their twins (a
+    repeated photo) and its attention check; the sources go to the report."""
     stimuli: list[NewStimulus] = []
     total = len(reals) * len(loaded)
     done = 0
     for i, (src, rgb) in enumerate(reals):
-        is_practice = i in practice_idx
+        is_practice = i in roles.practice
         first = len(stimuli)
         stimuli.append(NewStimulus(source=src, kind="real", image=encode(rgb), width=size,
                                    height=size, practice=is_practice))
         for model_name, c in loaded:
             if progress:
                 progress(0.3 + 0.65 * done / max(1, total), f"colorizing {src} with {model_name}")
-            out = c.colorize(rgb)
-            if out.shape[:2] != rgb.shape[:2]:
-                raise SurveyError(f"model {model_name!r} changed the image size")
-            data = encode(to_rgb8(out))
-            stimuli.append(NewStimulus(source=src, kind="generated", model=model_name,
-                                       image=data, width=size, height=size,
-                                       practice=is_practice, **_metrics(data, stimuli[first].image)))
+            stimuli.append(_colorized(src, rgb, model_name, c, stimuli[first], is_practice))
             done += 1
-        if i in repeat_idx:
+        if i in roles.repeat:
             stimuli += [NewStimulus(source=v.source, kind=v.kind, model=v.model, image=v.image,
                                     width=v.width, height=v.height, twin_of=v.id)
                         for v in stimuli[first:]]
-        if i in attention_idx:
+        if i in roles.attention:
             stimuli.append(NewStimulus(source=src, kind="attention",
                                        image=encode(attention_version(rgb)), width=size,
                                        height=size))
         if is_practice:
             report.practice_sources.append(src)
         report.sources.append(src)
-    if progress:
-        progress(0.97, "saving")
-    saved = store.save_pool(name, stimuli, image_size=size, activate=activate, is_demo=is_demo,
-                            settings=settings, only_if_no_survey=only_if_no_survey)
-    if saved is None:
-        return None
+    return stimuli
+
+
+def _colorized(src: str, rgb: np.ndarray, model_name: str, c, real: NewStimulus,
+               is_practice: bool) -> NewStimulus:
+    """One model's colorization of a source photo, with its metrics against the real version."""
+    out = c.colorize(rgb)
+    if out.shape[:2] != rgb.shape[:2]:
+        raise SurveyError(f"model {model_name!r} changed the image size")
+    data = encode(to_rgb8(out))
+    return NewStimulus(source=src, kind="generated", model=model_name, image=data,
+                       width=real.width, height=real.height, practice=is_practice,
+                       **_metrics(data, real.image))
+
+
+def _count(report: PoolReport, stimuli: list[NewStimulus]) -> None:
+    """The report's counts: stimuli of each kind (repeats apart), and the repeats."""
     for k in ("real", "generated", "attention"):
         report.counts[k] = sum(s.kind == k and not s.twin_of for s in stimuli)
     report.counts["repeats"] = sum(bool(s.twin_of) for s in stimuli)
-    return report
 
 
 def extract_zip(zip_path, dest) -> Path:
     """Unpack the image files of an uploaded zip safely (no paths outside dest, bounded size)."""
+    from colorizer.data import IMAGE_EXTENSIONS
     dest = Path(dest)
     try:
         zf = zipfile.ZipFile(zip_path)
@@ -333,7 +296,7 @@ def extract_zip(zip_path, dest) -> Path:
         raise SurveyError(f"the upload is not a readable zip file ({exc})") from exc
     with zf:
         members = [m for m in zf.infolist() if not m.is_dir()
-                   and Path(m.filename).suffix.lower() in IMAGE_EXTS
+                   and Path(m.filename).suffix.lower() in IMAGE_EXTENSIONS
                    and not Path(m.filename).name.startswith((".", "__MACOSX"))
                    and "__MACOSX" not in m.filename]
         if not members:

@@ -4,81 +4,36 @@ A vote is committed before the next image is handed out: when :meth:`Store.vote`
 vote is on disk (SQLite: WAL with synchronous=FULL; PostgreSQL: its commit). Requests that would
 write something wrong (unknown answer, no session, a stimulus not assigned to this participant,
 after the end) raise :class:`~turing_test.survey.SurveyError` and write nothing.
+
+Its parts: store_views (TrialView, NewStimulus, WriterBusy, the survey dict), store_trials (the
+participant's screen, read in the caller's transaction), vote_sql (the vote's Core statements),
+store_keys (secrets and hashes), store_frames (the pandas frames of the exports and statistics).
+May touch: the database, reading and writing, one transaction per request.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
-import hashlib
-import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import Integer, bindparam, func, select, update
+from sqlalchemy import Integer, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from . import VOTE_COLUMNS, db, survey
+from . import db, store_frames, store_trials, survey
 from .models import (Assignment, Base, Participant, Secret, Stimulus, Survey, Vote, as_utc,
                      new_id, utcnow)
+from .store_keys import _address_hash, _secret_hash, new_secret
+from .store_views import NewStimulus, TrialView, WriterBusy, survey_dict
 from .survey import SurveyError
+from .vote_sql import _vote_statements
 
 FAST_COMMIT_MS = 5.0  # see Store.writes_are_fast
 STARTS_PER_ADDRESS_PER_HOUR = 20  # new participants from one client address (0: no limit)
-SETTINGS = ("exposure_ms", "max_trials", "n_practice", "n_attention", "completion_code",
-            "completion_url", "n_repeats", "stop_width")
-
-
-class WriterBusy(Exception):
-    """Store.write(wait=False) found the writer lock taken."""
-
-
-@dataclass
-class TrialView:
-    """What the participant sees next: an image (stimulus_id, token) or the end screen."""
-    participant_id: str
-    survey_id: int
-    position: int  # 0-based, in the whole sequence (practice included)
-    n_trials: int
-    n_practice: int
-    exposure_ms: int
-    stimulus_id: str | None = None  # None at the end
-    token: str | None = None
-    practice: bool = False
-    feedback: str = ""  # after a practice trial
-    finished: bool = False
-    end_message: str = ""
-    duplicate: bool = False  # the request repeated a vote already counted: nothing written
-    resumed: bool = False
-    resume_secret: str | None = None  # from start(): what the participant's browser keeps
-    paradigm: str = "single"
-    partner_id: str | None = None  # pair trials: the real photo shown beside stimulus_id
-    real_on_left: bool | None = None  # pair trials: the side of the real photo
-
-    @property
-    def progress(self) -> str:
-        if self.finished:
-            return "**Done**"
-        return survey.progress_text(self.position, self.n_practice, self.n_trials)
-
-
-@dataclass
-class NewStimulus:
-    source: str
-    kind: str
-    image: bytes
-    width: int
-    height: int
-    model: str | None = None
-    practice: bool = False
-    id: str = field(default_factory=new_id)
-    twin_of: str | None = None  # a repeat of that stimulus (same image)
-    psnr: float | None = None  # generated: against the real version
-    de2000: float | None = None
-    colorfulness: float | None = None
 
 
 class Store:
@@ -165,20 +120,20 @@ class Store:
     def get_survey(self, name: str) -> dict | None:
         with self.read() as s:
             sv = s.scalar(select(Survey).where(Survey.name == name))
-            return _survey_dict(sv) if sv else None
+            return survey_dict(sv) if sv else None
 
     def active_survey(self) -> dict | None:
         with self.read() as s:
             sv = s.scalar(select(Survey).where(Survey.active.is_(True))
                           .order_by(Survey.created_at.desc(), Survey.id.desc()).limit(1))
-            return _survey_dict(sv) if sv else None
+            return survey_dict(sv) if sv else None
 
     def list_surveys(self) -> list[dict]:
         """Every survey with its settings and counts."""
         with self.read() as s:
             out = []
             for sv in s.scalars(select(Survey).order_by(Survey.created_at, Survey.id)):
-                d = _survey_dict(sv)
+                d = survey_dict(sv)
                 kinds = dict(s.execute(select(Stimulus.kind, func.count()).where(
                     Stimulus.survey_id == sv.id, Stimulus.twin_of.is_(None)).group_by(Stimulus.kind)).all())
                 d["stimuli"] = {k: int(kinds.get(k, 0)) for k in ("real", "generated", "attention")}
@@ -226,7 +181,7 @@ class Store:
                 s.execute(update(Survey).where(Survey.id != sv.id).values(active=False))
                 sv.active = True
             s.flush()
-            return _survey_dict(sv)
+            return survey_dict(sv)
 
     def sources_of(self, name: str) -> set[str]:
         with self.read() as s:
@@ -259,7 +214,7 @@ class Store:
             elif active is False:
                 sv.active = False
             s.flush()
-            return _survey_dict(sv)
+            return survey_dict(sv)
 
     def stimulus_image(self, stimulus_id: str) -> bytes:
         with self.read() as s:
@@ -323,7 +278,7 @@ class Store:
                     Participant.survey_id == sv.id,
                     Participant.resume_hash == _secret_hash(secret)).with_for_update())
                 if p is not None and (not ext or ext == p.external_id):
-                    view = self._view(s, sv, p, now=now, mark_shown=True)
+                    view = store_trials.current_view(self, s, sv, p, now=now, mark_shown=True)
                     view.resumed, view.resume_secret = True, secret
                     return view
             if ext:
@@ -368,7 +323,7 @@ class Store:
                                   shown_at=now if i == 0 else None)
                        for i, t in enumerate(plan)])
             s.flush()
-            view = self._view(s, sv, p, now=now)
+            view = store_trials.current_view(self, s, sv, p, now=now)
             view.resume_secret = secret
             return view
 
@@ -389,7 +344,7 @@ class Store:
             p = s.get(Participant, participant_id)
             if p is None:
                 raise SurveyError("unknown session: press Start to begin")
-            return self._view(s, s.get(Survey, p.survey_id), p)
+            return store_trials.current_view(self, s, s.get(Survey, p.survey_id), p)
 
     def vote(self, participant_id: str | None, answer, token: str | None = None,
              client_ms=None, *, wait: bool = True) -> TrialView:
@@ -430,13 +385,13 @@ class Store:
                     raise SurveyError("that image is not assigned to you: vote on the image you "
                                       "were shown")
                 if prev.position < pos:  # answered before: a repeated request
-                    view = self._trial_view(s, p, pos, cur)
+                    view = store_trials.trial_view(self, s, p, pos, cur)
                     view.duplicate = True
                     return view
                 raise SurveyError("that image is not your current one")
             if cur is None:
                 raise SurveyError("you have already finished this survey: "
-                                  + survey.score_text(*self._score(s, p.id)))
+                                  + survey.score_text(*store_trials.score(s, p.id)))
             pair = (p.paradigm or "single") == "pair"
             if pair != (answer in survey.PAIR_ANSWERS):
                 raise SurveyError('this survey shows two photos: answer "left" or "right" (the one '
@@ -466,200 +421,30 @@ class Store:
             nxt = None if done else rows.get(pos + 1)
             if nxt is not None:
                 conn.execute(q["mark_shown"], {"aid": nxt.id, "now": now})
-            view = self._trial_view(s, p, pos + 1, nxt)
+            view = store_trials.trial_view(self, s, p, pos + 1, nxt)
             if cur.practice:
                 view.feedback = (survey.pair_feedback(answer_real, real_left) if pair else
                                  survey.practice_feedback(cur.kind, answer_real))
             return view
 
-    def _trial_view(self, s, p, position: int, a) -> TrialView:
-        """The view at `position` of participant row `p` (joined with its survey's settings),
-        `a` the assignment row at that position (None at the end)."""
-        view = TrialView(participant_id=p.id, survey_id=p.survey_id, position=position,
-                         n_trials=p.n_trials, n_practice=p.n_practice, exposure_ms=p.exposure_ms,
-                         paradigm=p.paradigm or "single")
-        if position >= p.n_trials or a is None:
-            return self._end_view(s, view, p.completion_code, p.completion_url)
-        view.stimulus_id, view.token, view.practice = a.stimulus_id, a.token, bool(a.practice)
-        return self._with_partner(s, view)
-
-    def _with_partner(self, s, view: TrialView) -> TrialView:
-        """Pair trials: the real photo of the same source, and its side."""
-        if view.paradigm != "pair" or not view.stimulus_id:
-            return view
-        src = s.execute(select(Stimulus.survey_id, Stimulus.source).where(
-            Stimulus.id == view.stimulus_id)).one()
-        view.partner_id = s.scalar(select(Stimulus.id).where(
-            Stimulus.survey_id == src.survey_id, Stimulus.source == src.source,
-            Stimulus.kind == "real", Stimulus.twin_of.is_(None)).limit(1))
-        if view.partner_id is None:
-            raise SurveyError("this pair has no real photo: the researcher must rebuild the pool")
-        view.real_on_left = survey.left_is_real(self.pair_key(), view.token)
-        return view
-
     def pair_key(self) -> bytes:
         return self.secret("pair_sides").encode()
-
-    def _end_view(self, s, view: TrialView, completion_code: str, completion_url: str) -> TrialView:
-        """The end screen: the participant's score and the completion code."""
-        view.finished = True
-        n_correct, n_counted = self._score(s, view.participant_id)
-        view.end_message = survey.end_message(n_correct=n_correct, n_counted=n_counted,
-                                              completion_code=completion_code,
-                                              completion_url=completion_url)
-        return view
-
-    def _score(self, s, participant_id: str) -> tuple[int, int]:
-        rows = s.execute(select(Stimulus.kind, Vote.answer_real).join(
-            Stimulus, Vote.stimulus_id == Stimulus.id).where(
-            Vote.participant_id == participant_id, Vote.practice.is_(False))).all()
-        return sum(survey.is_correct(k, a) for k, a in rows), len(rows)
-
-    def _view(self, s, sv: Survey, p: Participant, *, now: datetime | None = None,
-              mark_shown: bool = False) -> TrialView:
-        view = TrialView(participant_id=p.id, survey_id=sv.id, position=p.next_position,
-                         n_trials=p.n_trials, n_practice=p.n_practice, exposure_ms=sv.exposure_ms,
-                         paradigm=sv.paradigm or "single")
-        if p.next_position >= p.n_trials:
-            return self._end_view(s, view, sv.completion_code, sv.completion_url)
-        a = s.scalar(select(Assignment).where(Assignment.participant_id == p.id,
-                                              Assignment.position == p.next_position))
-        if mark_shown:
-            a.shown_at = now or utcnow()
-        view.stimulus_id, view.token, view.practice = a.stimulus_id, a.token, a.practice
-        return self._with_partner(s, view)
 
     # --- export ----------------------------------------------------------------------------
 
     def votes_frame(self, survey_name: str | None = None):
         """One row per vote (see turing_test.export_votes)."""
-        import pandas as pd
-        q = (select(Vote.participant_id, Vote.stimulus_id, Stimulus.source, Stimulus.kind,
-                    Stimulus.model, Vote.answer_real, Vote.response_ms, Vote.voted_at, Vote.practice,
-                    Vote.server_ms, Stimulus.twin_of, Survey.paradigm)
-             .join(Stimulus, Vote.stimulus_id == Stimulus.id)
-             .join(Survey, Stimulus.survey_id == Survey.id).order_by(Vote.id))
-        if survey_name:
-            q = q.where(Survey.name == survey_name)
-        with self.read() as s:
-            rows = s.execute(q).all()
-        df = pd.DataFrame([tuple(r) for r in rows], columns=VOTE_COLUMNS[:-1])  # fooled: below
-        df["answer_real"] = df["answer_real"].astype(bool)
-        df["practice"] = df["practice"].astype(bool)
-        df["response_ms"] = pd.array(df["response_ms"].tolist(), dtype="Int64")
-        df["server_ms"] = pd.array(df["server_ms"].tolist(), dtype="Int64")
-        df["voted_at"] = pd.to_datetime(pd.Series([as_utc(v) for v in df["voted_at"]], dtype=object),
-                                        utc=True)
-        df["model"] = df["model"].astype(object).where(df["model"].notna(), None)
-        df["repeat_of"] = df["repeat_of"].astype(object).where(df["repeat_of"].notna(), None)
-        # the pair paradigm: kind "pair" (a colorization beside its real photo) or "pair_catch"
-        # (the wrongly colored version beside it); fooled = the real photo was called colorized
-        df["paradigm"] = [p or "single" for p in df["paradigm"]]
-        pair = df["paradigm"] == "pair"
-        df.loc[pair, "kind"] = df.loc[pair, "kind"].map({"generated": "pair", "attention": "pair_catch"})
-        df["fooled"] = pd.Series([bool(a) if p else None for a, p in zip(df["answer_real"], pair)],
-                                 dtype=object, index=df.index)
-        return df[VOTE_COLUMNS]
+        return store_frames.votes_frame(self, survey_name)
 
     def stimulus_metrics(self, survey_name: str):
         """Per generated stimulus: stimulus, psnr, de2000, colorfulness (ratio to the real one)."""
-        import pandas as pd
-        q = (select(Stimulus.id, Stimulus.psnr, Stimulus.de2000, Stimulus.colorfulness)
-             .join(Survey, Stimulus.survey_id == Survey.id)
-             .where(Survey.name == survey_name, Stimulus.kind == "generated", Stimulus.twin_of.is_(None)))
-        with self.read() as s:
-            rows = s.execute(q).all()
-        return pd.DataFrame([tuple(r) for r in rows],
-                            columns=["stimulus", "psnr", "de2000", "colorfulness"]).dropna(how="all",
-                                                                                          subset=["psnr", "de2000", "colorfulness"])
+        return store_frames.stimulus_metrics(self, survey_name)
 
     def participants_frame(self, survey_name: str | None = None):
-        import pandas as pd
-        q = (select(Participant.id, Survey.name, Participant.external_id, Participant.study_id,
-                    Participant.session_id, Participant.started_at, Participant.finished_at,
-                    Participant.n_trials, Participant.n_practice, Participant.next_position)
-             .join(Survey, Participant.survey_id == Survey.id).order_by(Participant.started_at))
-        if survey_name:
-            q = q.where(Survey.name == survey_name)
-        with self.read() as s:
-            rows = s.execute(q).all()
-        df = pd.DataFrame([tuple(r) for r in rows], columns=[
-            "participant", "survey", "external_id", "study_id", "session_id", "started_at",
-            "finished_at", "n_trials", "n_practice", "answered"])
-        for c in ("started_at", "finished_at"):
-            df[c] = pd.to_datetime(pd.Series([as_utc(v) for v in df[c]], dtype=object), utc=True)
-        return df
+        return store_frames.participants_frame(self, survey_name)
 
     def stimuli_frame(self, survey_name: str | None = None):
-        import pandas as pd
-        q = select(Stimulus.id, Survey.name, Stimulus.source, Stimulus.kind, Stimulus.model,
-                   Stimulus.practice, Stimulus.width, Stimulus.height, Stimulus.twin_of).join(
-            Survey, Stimulus.survey_id == Survey.id).order_by(Stimulus.source, Stimulus.kind)
-        if survey_name:
-            q = q.where(Survey.name == survey_name)
-        with self.read() as s:
-            rows = s.execute(q).all()
-        return pd.DataFrame([tuple(r) for r in rows], columns=[
-            "stimulus", "survey", "source", "kind", "model", "practice", "width", "height",
-            "repeat_of"])
-
-
-def _survey_dict(sv: Survey) -> dict:
-    try:
-        rules = json.loads(sv.exclusion_rules) if sv.exclusion_rules else {}
-    except ValueError:
-        rules = {}
-    return dict(id=sv.id, name=sv.name, active=bool(sv.active), is_demo=bool(sv.is_demo),
-                image_size=sv.image_size, created_at=as_utc(sv.created_at),
-                exclusion_rules=rules, paradigm=sv.paradigm or "single",
-                **{k: getattr(sv, k) for k in SETTINGS})
-
-
-def new_secret() -> str:
-    return secrets.token_hex(24)
-
-
-def _secret_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _address_hash(store: "Store", client: str | None) -> str | None:
-    """A client address as stored: salted with the database's own key, so that the address itself
-    is never kept (a start limit only needs to know that two starts came from the same one)."""
-    if not client or client == "unknown":
-        return None
-    return hashlib.sha256(store.salt() + client.encode()).hexdigest()[:32]
-
-
-_VOTE_STATEMENTS: dict = {}
-
-
-def _vote_statements() -> dict:
-    """The vote's Core statements, built once (with bind parameters) and reused, so that a vote
-    spends no time constructing SQL expressions or their cache keys."""
-    if not _VOTE_STATEMENTS:
-        P, A, S, SV, V = (Participant.__table__, Assignment.__table__, Stimulus.__table__,
-                          Survey.__table__, Vote.__table__)
-        _VOTE_STATEMENTS.update(
-            participant=select(P.c.id, P.c.survey_id, P.c.n_trials, P.c.n_practice,
-                               P.c.next_position, SV.c.exposure_ms, SV.c.completion_code,
-                               SV.c.completion_url, SV.c.paradigm)
-            .join(SV, P.c.survey_id == SV.c.id).where(P.c.id == bindparam("pid"))
-            .with_for_update(of=P),
-            assignments=select(A.c.id, A.c.position, A.c.stimulus_id, A.c.token, A.c.practice,
-                               A.c.shown_at, S.c.kind).join(S, A.c.stimulus_id == S.c.id)
-            .where(A.c.participant_id == bindparam("pid"),
-                   A.c.position.in_([bindparam("pos"), bindparam("pos1")])),
-            by_token=select(A.c.participant_id, A.c.position).where(A.c.token == bindparam("token")),
-            insert_vote=V.insert(),
-            # finished_at: set once, when the last trial is answered (None leaves it as it is)
-            advance=update(P).where(P.c.id == bindparam("pid")).values(
-                next_position=bindparam("pos1"),
-                finished_at=func.coalesce(bindparam("finished_at", type_=P.c.finished_at.type),
-                                          P.c.finished_at)),
-            mark_shown=update(A).where(A.c.id == bindparam("aid")).values(shown_at=bindparam("now")),
-        )
-    return _VOTE_STATEMENTS
+        return store_frames.stimuli_frame(self, survey_name)
 
 
 _stores: dict[str, Store] = {}
