@@ -32,7 +32,7 @@ The code, by topic (each submodule says what it computes and what it may touch):
 ``rates`` (wilson_interval and the per image / model / real photo tables), ``bootstrap`` (the
 two-way cluster bootstrap, bootstrap_rate), ``per_model`` (dprime, model_stats,
 model_differences, mixed_model, pair_model_table), ``metrics`` (image_metric_table,
-metric_correlations), ``planning`` (votes_needed, precise_enough), ``report`` (summary) and
+metric_correlations), ``planning`` (votes_needed, precise_enough), ``overview`` (summary) and
 ``base`` (the level's quantile and the column readers they share). Every name, private ones
 included, is re-exported here: use ``from turing_test import stats; stats.model_table(...)``.
 """
@@ -52,7 +52,7 @@ from .per_model import (DIFFERENCE_COLUMNS, MIXED_COLUMNS, MODEL_STATS_COLUMNS, 
 from .planning import _wilson_width, precise_enough, votes_needed
 from .rates import (_rate_table, image_table, model_table, real_image_table, real_table,
                     wilson_interval)
-from .report import summary
+from .overview import summary
 
 # the public API, then the private helpers that tests and older callers reach as stats._name
 __all__ = [
