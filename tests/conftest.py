@@ -24,6 +24,20 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running test, not part of the default run (-m slow)")
 
 
+def pytest_collection_modifyitems(config, items):
+    """`slow` tests run only when the -m expression names them. A -m on the command line replaces
+    pytest.ini's `-m "not slow"`, so without this `-m "not server and not browser"` would pull in
+    the training sweeps."""
+    if "slow" in (config.option.markexpr or ""):
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker("slow") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from colorizer import cli
@@ -26,6 +27,7 @@ def colourful_batch(gen, n=8, size=64):
     return l_norm, ab
 
 
+@pytest.mark.heavy
 def test_the_discriminator_learns_gray_from_colour_and_tells_the_colorizer_which_way_to_go():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
@@ -62,6 +64,7 @@ def test_the_discriminator_learns_gray_from_colour_and_tells_the_colorizer_which
     assert corr > 0.3, corr
 
 
+@pytest.mark.heavy
 def test_train_with_a_discriminator_keeps_every_epoch_and_resumes_it(ab_bins, tmp_path, gradient_photos):
     base, args = build_tiny_default(ab_bins)
     base_path = tmp_path / "base.pt"

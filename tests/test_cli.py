@@ -184,6 +184,7 @@ def test_evaluate_json_and_save(tiny_weights_dir, tmp_path):
         assert im.mode in ("RGB", "RGBA") and im.width >= 80 and im.height >= 64
 
 
+@pytest.mark.heavy
 def test_evaluate_models_all_compares_on_the_same_photos(tiny_weights_dir, tmp_path):
     import shutil
     photos = tmp_path / "photos"
@@ -217,6 +218,7 @@ def test_evaluate_models_all_compares_on_the_same_photos(tiny_weights_dir, tmp_p
     assert p.returncode == 2 and "use --model NAME with them" in p.stderr
 
 
+@pytest.mark.heavy
 def test_evaluate_with_hints_and_variations(tiny_weights_dir, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -388,6 +390,7 @@ TRAIN_ARGS = ["--arch", "unet", "--no-pretrained", "--crop-size", "32", "--batch
               "--threads", "1", "--workers", "0"]
 
 
+@pytest.mark.heavy
 def test_train_resume_and_load(train_data, tmp_path, monkeypatch):
     train_dir, val_dir = train_data
     wdir = tmp_path / "my_weights"
@@ -431,6 +434,7 @@ def test_train_resume_and_load(train_data, tmp_path, monkeypatch):
     assert out.shape == (64, 64, 3) and out.dtype == np.uint8
 
 
+@pytest.mark.heavy
 def test_train_classification_head(train_data, tmp_path):
     train_dir, _ = train_data
     ckpt = tmp_path / "w" / "tiny_cls.pt"
@@ -477,6 +481,7 @@ def test_train_folder_shares_draw_each_folder_its_share():
             folder_shares(["a", "b"], bad)
 
 
+@pytest.mark.heavy
 def test_train_data_weights_logged_and_checked(train_data, tmp_path, capsys):
     train_dir, val_dir = train_data
     ckpt = tmp_path / "w" / "tiny_mix.pt"

@@ -17,6 +17,7 @@ def _sweep(*args):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.heavy
 def test_each_setting_decodes_the_same_logits(tmp_path):
     rng = np.random.default_rng(1)
     for i in range(3):
@@ -38,6 +39,7 @@ def test_each_setting_decodes_the_same_logits(tmp_path):
 
 
 @pytest.mark.parametrize("script", ["decoding_sweep.py", "hint_spread_sweep.py"])
+@pytest.mark.heavy
 def test_both_sweeps_name_an_unknown_model(tmp_path, script):
     r = subprocess.run([sys.executable, f"scripts/{script}", str(tmp_path), "--model", "no-such-model"],
                        cwd=REPO, capture_output=True, text=True, timeout=300)

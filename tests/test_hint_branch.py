@@ -29,6 +29,7 @@ def tiny_with_branch(ab_bins, tmp_path, channels=4):
     return ref.eval(), branched.eval(), path, args
 
 
+@pytest.mark.heavy
 def test_the_branch_changes_nothing_without_hints_and_moves_colours_with_them(ab_bins, tmp_path):
     ref, branched, _, _ = tiny_with_branch(ab_bins, tmp_path)
     x = torch.randn(2, 1, 64, 64) * 0.3

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from turing_helpers import REPO
@@ -33,6 +34,7 @@ def _sweep(*args):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.heavy
 def test_sweep_scores_each_setting_against_the_network_alone(tmp_path):
     from colorizer import hints
     _photos(tmp_path / "photos")

@@ -217,6 +217,7 @@ def test_colormap_is_monotone_in_lightness():
 
 
 # --- gray baseline on shared data ----------------------------------------------------------------
+@pytest.mark.heavy
 def test_gray_baseline_kodak24_matches_readme(shared_data):
     folder = shared_data / "test" / "kodak24"
     files = sorted(folder.glob("*.png"))

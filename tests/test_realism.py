@@ -51,6 +51,7 @@ def features():
     return FeatureExtractor()
 
 
+@pytest.mark.heavy
 def test_obvious_fakes_are_caught_and_perfect_ones_are_not(features):
     train, test = crops(40, seed=1), crops(16, seed=2)
     for fake in (GrayBaseline(), Tinted()):

@@ -26,7 +26,7 @@ from colorizer.batch import cores, find_photos, output_names
 
 from conftest import REPO
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.heavy]
 
 # the photos, relative to the input folder, and the outputs the plain CLI gives them
 PHOTOS = ["a.png", "b.jpg", "gray.png", "other/photo.jpg", "sub/c.png", "sub/photo.png"]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from colorizer.models import build_model
@@ -28,6 +29,7 @@ def test_registry_names_the_seed_systems_with_one_line_each():
         assert e.summary and len(e.summary) <= 100, e.name
 
 
+@pytest.mark.heavy
 def test_models_command_lists_them(tmp_path):
     env = {"COLORIZER_WEIGHTS_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     p = subprocess.run([sys.executable, "-m", "colorizer", "models"], cwd=REPO, env=env,
@@ -38,6 +40,7 @@ def test_models_command_lists_them(tmp_path):
         assert len(line) == 1 and "weights missing" in line[0], p.stdout
 
 
+@pytest.mark.heavy
 def test_int8_checkpoint_is_small_loads_strictly_and_colorizes_alike(tmp_path, ab_bins):
     args = {"encoder": "vgg16", "decoder_channels": [32, 16, 16], "head": "classification", "n_bins": 313,
             "temperature": 0.38, "correction": 0.0, "gain": 1.0}  # as `train` writes them
@@ -79,6 +82,7 @@ def test_int8_checkpoint_is_small_loads_strictly_and_colorizes_alike(tmp_path, a
     assert np.isfinite(yb.numpy()).all()
 
 
+@pytest.mark.heavy
 def test_every_shipped_model_is_here_small_and_colorful(monkeypatch):
     """The repository's weights/ holds every model the registry ships (not the official files),
     each under 25 MB; each loads and gives colour; the VAE-GAN's samples differ."""

@@ -90,6 +90,7 @@ def test_epoch_plan_and_batches_are_pure_functions_of_seed_and_position(photo_di
     assert torch.equal(whole[0::2], r0) and torch.equal(whole[1::2], r1)
 
 
+@pytest.mark.heavy
 def test_resume_from_any_step_is_exact(photo_dirs, tmp_path):
     """An uninterrupted run and one stopped twice mid-epoch (and resumed with a data worker)
     end with the same weights, bit for bit, and the same history."""
@@ -151,6 +152,7 @@ def _train_args(photo_dirs, out):
             "--val-images", "4", "--decoder-channels", "8", "8", "8", "--threads", "1", "--workers", "0"]
 
 
+@pytest.mark.heavy
 def test_sigterm_writes_a_resume_file_and_exits_cleanly(photo_dirs, tmp_path):
     out = tmp_path / "sig" / "m.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -178,6 +180,7 @@ def test_sigterm_writes_a_resume_file_and_exits_cleanly(photo_dirs, tmp_path):
     assert _resume_file(out)["state"]["step"] == step + 2
 
 
+@pytest.mark.heavy
 def test_pack_is_small_and_trains(photo_dirs, tmp_path):
     pack = tmp_path / "pack"
     p = _cli("pack", photo_dirs / "a", photo_dirs / "b", "-o", pack, "--data-weights", "1", "1",
@@ -197,6 +200,7 @@ def test_pack_is_small_and_trains(photo_dirs, tmp_path):
     assert p.returncode == 2 and "--max-mb must be a positive number" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.heavy
 def test_bf16_path_trains(photo_dirs, tmp_path):
     """The autocast path (the default on CPUs with native bfloat16) lowers the loss as float32 does."""
     kw = dict(epochs=4, epoch_size=32, head="regression", lr=1e-3)
@@ -214,6 +218,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.heavy
 def test_torchrun_two_gloo_processes_train_one_model(photo_dirs, tmp_path):
     """2 processes (gloo, CPU) with batch 4 each: identical weights on both ranks, and the loss of
     a 1-process run with batch 8 on the same crops."""
@@ -271,6 +276,7 @@ def test_scene_context_starts_as_the_model_it_comes_from(tmp_path):
 
 @pytest.mark.parametrize("arch,head,extra", [("eccv16", "classification", []),
                                               ("siggraph17", "regression", ["--hints"])])
+@pytest.mark.heavy
 def test_finetune_official_networks(photo_dirs, tmp_path, arch, head, extra):
     """train --arch eccv16|siggraph17 --init official: every key and shape of the official layout
     kept, the loss falls, and the checkpoint loads in the registry like any other model."""
@@ -313,6 +319,7 @@ def test_finetune_official_networks(photo_dirs, tmp_path, arch, head, extra):
             os.environ["COLORIZER_WEIGHTS_DIR"] = env_before
 
 
+@pytest.mark.heavy
 def test_finetune_official_needs_the_file_and_the_right_options(photo_dirs, tmp_path):
     env = {**os.environ, "COLORIZER_WEIGHTS_DIR": str(tmp_path / "empty_weights"), "OMP_NUM_THREADS": "1"}
     base = [sys.executable, "-m", "colorizer", "train", "--data", str(photo_dirs / "a"), "--out",

@@ -216,6 +216,7 @@ def run_cli(*args, env=None):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.heavy
 def test_cli_build_pool_and_export(tiny_weights_dir, tmp_path, monkeypatch):
     import os
     photos = tmp_path / "photos"

@@ -460,6 +460,7 @@ def test_mixed_model_without_statsmodels(monkeypatch):
     assert stats.mixed_model(_simulate({"m": 0.3}, n_raters=5, trials=4, n_images=5)) is None
 
 
+@pytest.mark.heavy
 def test_mixed_model():
     pytest.importorskip("statsmodels")
     df = _simulate({"hi": 0.5, "lo": 0.2}, n_raters=40, trials=15, n_images=20, spread=10.0,

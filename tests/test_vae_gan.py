@@ -85,6 +85,7 @@ def _env(weights_dir):
     return {**os.environ, "COLORIZER_WEIGHTS_DIR": str(weights_dir), "OMP_NUM_THREADS": "1"}
 
 
+@pytest.mark.heavy
 def test_train_vae_gan_and_load_it_as_the_registered_model(photo_dirs, tmp_path, monkeypatch):
     wdir = tmp_path / "weights"
     out = wdir / "vae_gan.pt"
