@@ -122,14 +122,8 @@ def cmd_results(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import gradio as gr
-    from .ui import build_turing_tabs, settle_garbage_collector
-    with gr.Blocks(title="Colorization Turing test") as demo:
-        # --db goes down as an argument (None: the settings' TURING_DB_URL), never into os.environ
-        build_turing_tabs(db_url=args.db, demo_survey=not args.no_demo)
-    demo.queue(default_concurrency_limit=args.concurrency)
-    settle_garbage_collector()
-    demo.launch(server_name=args.host, server_port=args.port, show_error=True)
+    from .ui import serve
+    serve(args.db, host=args.host, port=args.port, demo_survey=not args.no_demo, concurrency=args.concurrency)
     return 0
 
 

@@ -22,9 +22,9 @@ from .webapp.report import rules_of as _rules_of
 from .webapp.service import TuringService, log, settle_garbage_collector
 from .webapp.service import client_address as _client_address
 from .webapp.state import Session, SurveySettings
-from .webapp.tabs import _Turing, build_turing_tabs
+from .webapp.tabs import _Turing, build_turing_tabs, serve
 
-__all__ = ["build_turing_tabs", "settle_garbage_collector", "parse_rules", "BOOTSTRAP_REPLICATES",
+__all__ = ["build_turing_tabs", "serve", "settle_garbage_collector", "parse_rules", "BOOTSTRAP_REPLICATES",
            "PARTICIPANT_CONCURRENCY", "INSTRUCTIONS", "KEYS_JS", "SHOW_JS", "URL_JS",
            # the building blocks and the private names tests reach
            "TuringService", "ParticipantHandlers", "AdminHandlers", "Session", "SurveySettings",

@@ -1,14 +1,18 @@
 """The Turing test's two tabs in the enclosing gr.Blocks: `build_turing_tabs` makes the object
 the tabs share (`_Turing`: the service with the participant and the admin handlers) and adds the
-participant tab (participant.py), then the admin tab (admin.py).
+participant tab (participant.py), then the admin tab (admin.py). `serve` runs the two tabs on
+their own (`python -m turing_test serve`; app.py serves them beside the Colorize tab).
 
 Imports gradio.
 """
 from __future__ import annotations
 
+import gradio as gr
+
 from ..settings import settings
 from .admin import AdminHandlers, build_admin_tab
 from .participant import ParticipantHandlers, build_participant_tab
+from .service import settle_garbage_collector
 
 
 class _Turing(ParticipantHandlers, AdminHandlers):
@@ -33,3 +37,14 @@ def build_turing_tabs(db_url: str | None = None, admin_token: str | None = None,
     build_participant_tab(t)
     build_admin_tab(t)
     return t
+
+
+def serve(db_url: str | None = None, *, host: str = "127.0.0.1", port: int = 7860,
+          demo_survey: bool = True, concurrency: int = 4) -> None:
+    """Serve only the Turing test's tabs until stopped. db_url goes down as an argument (None: the
+    settings' TURING_DB_URL), never into os.environ."""
+    with gr.Blocks(title="Colorization Turing test") as demo:
+        build_turing_tabs(db_url=db_url, demo_survey=demo_survey)
+    demo.queue(default_concurrency_limit=concurrency)
+    settle_garbage_collector()
+    demo.launch(server_name=host, server_port=port, show_error=True)
