@@ -32,7 +32,7 @@ def test_default_db_url_follows_the_environment(monkeypatch, tmp_path):
 
 def test_serve_passes_db_down_without_writing_the_environment(monkeypatch, tmp_path):
     import turing_test.__main__ as main
-    import turing_test.ui as tui
+    import turing_test.webapp.tabs as tabs
     seen = {}
 
     def fake_tabs(db_url=None, demo_survey=None, **_):
@@ -46,8 +46,8 @@ def test_serve_passes_db_down_without_writing_the_environment(monkeypatch, tmp_p
         def launch(self, **_): seen["launched"] = True
 
     monkeypatch.delenv("TURING_DB_URL", raising=False)
-    monkeypatch.setattr(tui, "build_turing_tabs", fake_tabs)
-    monkeypatch.setattr(tui, "settle_garbage_collector", lambda: None)
+    monkeypatch.setattr(tabs, "build_turing_tabs", fake_tabs)  # where `serve` finds them
+    monkeypatch.setattr(tabs, "settle_garbage_collector", lambda: None)
     import gradio as gr
     monkeypatch.setattr(gr, "Blocks", FakeBlocks)
     url = f"sqlite:///{tmp_path / 'serve.db'}"
