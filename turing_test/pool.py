@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .stimulus_encoding import _metrics, attention_version, encode, load_source, stored_png, to_rgb8
+from .stimulus_encoding import attention_version, encode, load_source, pair_metrics, stored_png, to_rgb8
 from .store import NewStimulus, Store
 from .survey import SurveyError
 
@@ -276,7 +276,7 @@ def _colorized(src: str, rgb: np.ndarray, model_name: str, c, real: NewStimulus,
     data = encode(to_rgb8(out))
     return NewStimulus(source=src, kind="generated", model=model_name, image=data,
                        width=real.width, height=real.height, practice=is_practice,
-                       **_metrics(data, real.image))
+                       **pair_metrics(data, real.image))
 
 
 def _count(report: PoolReport, stimuli: list[NewStimulus]) -> None:

@@ -63,7 +63,7 @@ def encode(rgb: np.ndarray) -> bytes:
     return stored_png(pixels)
 
 
-def _metrics(generated: bytes, real: bytes) -> dict:
+def pair_metrics(generated: bytes, real: bytes) -> dict:
     """PSNR, mean Delta E 2000 and the colorfulness ratio of a colorized stimulus against its real
     version, both as participants see them (decoded from the encoder's files)."""
     from colorizer import metrics
