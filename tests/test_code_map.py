@@ -74,13 +74,11 @@ GRADIO_FREE_UI = ("turing_test/webapp/report.py", "turing_test/webapp/state.py",
                   "colorizer/webapp/state.py", "colorizer/webapp/files.py", "colorizer/webapp/models.py")
 
 
-@pytest.mark.parametrize("path", ["turing_test/survey.py", "turing_test/stats", "turing_test/stats.py",
-                                  *GRADIO_FREE_UI])
+@pytest.mark.parametrize("path", ["turing_test/survey.py", "turing_test/stats", *GRADIO_FREE_UI])
 def test_pure_logic_stays_free_of_gradio_and_of_the_database(path):
     target = ROOT / path
-    files = sorted(target.rglob("*.py")) if target.is_dir() else [target] if target.exists() else []
-    if not files:
-        pytest.skip(f"{path} is not in this tree")
+    files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
+    assert all(f.is_file() for f in files) and files, f"{path} is not in this tree: update the map"
     for p in files:
         mods = imported_modules(p)
         assert names(mods, "gradio", "sqlalchemy", "psycopg", "turing_test.db", "turing_test.store",
@@ -89,9 +87,7 @@ def test_pure_logic_stays_free_of_gradio_and_of_the_database(path):
 
 
 def test_statistics_use_pandas_not_the_survey_server():
-    stats = ROOT / "turing_test" / "stats"
-    files = sorted(stats.rglob("*.py")) if stats.is_dir() else [ROOT / "turing_test" / "stats.py"]
-    for p in files:
+    for p in sorted((ROOT / "turing_test" / "stats").rglob("*.py")):
         mods = imported_modules(p)
         assert names(mods, "turing_test.pool", "colorizer", "torch") == set(), rel(p)
 
